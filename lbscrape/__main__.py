@@ -1,0 +1,3 @@
+from lbscrape.cli import main
+
+main()

@@ -1,0 +1,121 @@
+"""Per-load-balancer checkpoints, kept in one ConfigMap.
+
+The checkpoint of a load balancer is the end of the last window whose samples the
+remote-write endpoint accepted. It moves only forward, and only after acceptance, so a
+crash anywhere repeats the same window with the same values.
+
+Stored as data["checkpoint.json"], serialised with sorted keys so that an unchanged
+checkpoint is byte-identical. Updates use the ConfigMap's resourceVersion
+(compare-and-swap); on a conflict the stored state is re-read and merged, keeping the
+later time per load balancer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kubernetes import client as k8s
+
+from lbscrape.config import CheckpointLocation
+from lbscrape.errors import CheckpointError, KubeError
+from lbscrape.kube import call_api
+from lbscrape.model import isotime, parse_isotime
+
+log = logging.getLogger(__name__)
+
+DATA_KEY = "checkpoint.json"
+FORMAT = 1
+CAS_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    ends: Mapping[str, int] = field(default_factory=dict)
+    resource_version: str | None = None
+
+
+def encode(ends: Mapping[str, int]) -> str:
+    doc = {"format": FORMAT, "load_balancers": {k: isotime(v) for k, v in ends.items()}}
+    return json.dumps(doc, sort_keys=True, indent=0)
+
+
+def decode(text: str, where: str) -> dict[str, int]:
+    reset = f"fix it, or delete the ConfigMap {where} to start again from --initial-lookback"
+    try:
+        doc = json.loads(text)
+        version = doc.get("format")
+        if version != FORMAT:
+            raise CheckpointError(
+                f"checkpoint ConfigMap {where}: format {version!r} is not known to this "
+                f"lbscrape (expects {FORMAT}); upgrade lbscrape, or {reset}"
+            )
+        return {str(k): parse_isotime(v) for k, v in doc["load_balancers"].items()}
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CheckpointError(
+            f"checkpoint ConfigMap {where}: key {DATA_KEY} cannot be parsed ({e}); {reset}"
+        ) from e
+
+
+def merge(current: Mapping[str, int], updates: Mapping[str, int]) -> dict[str, int]:
+    """Latest time per load balancer wins."""
+    merged = dict(current)
+    for key, end in updates.items():
+        merged[key] = max(end, merged.get(key, end))
+    return merged
+
+
+class ConfigMapStore:
+    def __init__(self, api: k8s.ApiClient, location: CheckpointLocation) -> None:
+        self._core = k8s.CoreV1Api(api)
+        self.location = location
+
+    def load(self) -> Checkpoint:
+        loc = self.location
+        try:
+            cm = call_api(f"get configmap {loc}", self._core.read_namespaced_config_map,
+                          loc.name, loc.namespace)
+        except KubeError as e:
+            if e.status == 404:
+                return Checkpoint()
+            raise CheckpointError(f"cannot read checkpoint: {e}") from e
+        text = (cm.data or {}).get(DATA_KEY)
+        ends = decode(text, str(loc)) if text is not None else {}
+        return Checkpoint(ends, cm.metadata.resource_version)
+
+    def save(self, base: Checkpoint, updates: Mapping[str, int]) -> Checkpoint:
+        """Store `updates` on top of `base`; returns what was stored."""
+        loc = self.location
+        current = base
+        for _ in range(CAS_ATTEMPTS):
+            ends = merge(current.ends, updates)
+            body = k8s.V1ConfigMap(
+                metadata=k8s.V1ObjectMeta(
+                    name=loc.name, namespace=loc.namespace,
+                    resource_version=current.resource_version,
+                    labels={"app.kubernetes.io/managed-by": "lbscrape"},
+                ),
+                data={DATA_KEY: encode(ends)},
+            )
+            try:
+                if current.resource_version is None:
+                    stored = call_api(f"create configmap {loc}",
+                                      self._core.create_namespaced_config_map, loc.namespace, body)
+                else:
+                    stored = call_api(f"update configmap {loc}",
+                                      self._core.replace_namespaced_config_map,
+                                      loc.name, loc.namespace, body)
+                return Checkpoint(ends, stored.metadata.resource_version)
+            except KubeError as e:
+                if e.status != 409:
+                    raise CheckpointError(f"cannot store checkpoint: {e}") from e
+                log.info("checkpoint %s changed underneath (409); re-reading and merging", loc)
+                current = self.load()
+        raise CheckpointError(
+            f"cannot store checkpoint {loc}: still conflicting after {CAS_ATTEMPTS} attempts; "
+            "is another lbscrape writing it in a loop?"
+        )

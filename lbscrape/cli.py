@@ -1,0 +1,192 @@
+"""Command line: parse options into a RunConfig, build the clients, run, map to exit codes.
+
+Every option can also be set with an LBSCRAPE_* environment variable, so the CronJob is
+configured with env vars.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import boto3
+import botocore.config
+import click
+from botocore.exceptions import BotoCoreError
+
+from lbscrape import __version__, logs, pipeline, remote_write
+from lbscrape.checkpoint import ConfigMapStore
+from lbscrape.config import (
+    CheckpointLocation,
+    RemoteWriteSettings,
+    RunConfig,
+    WindowSettings,
+    parse_configmap_ref,
+    parse_duration,
+    parse_labels,
+    parse_remote_write_url,
+    redact_url,
+    validate_window,
+)
+from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
+from lbscrape.kube import make_api_client
+from lbscrape.model import parse_isotime
+
+log = logging.getLogger("lbscrape")
+
+DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
+AWS_RETRIES = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+class _Cli(click.Group):
+    """Prints usage errors as one line (`lbscrape: error: ...`) with exit code 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            click.echo(f"lbscrape: error: {e.format_message()}{hint}", err=True)
+            sys.exit(ExitStatus.USAGE)
+        except click.Abort:
+            click.echo("lbscrape: aborted", err=True)
+            sys.exit(ExitStatus.ERROR)
+        sys.exit(int(rv) if isinstance(rv, int) else 0)
+
+
+def _opt(*decls: str, **kwargs: Any) -> Any:
+    name = decls[0].lstrip("-").replace("-", "_").upper()
+    kwargs.setdefault("show_default", True)
+    return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
+
+
+@click.group(cls=_Cli)
+@click.version_option(__version__, prog_name="lbscrape")
+def cli() -> None:
+    """Copy the CloudWatch metrics of a cluster's AWS load balancers into Prometheus."""
+
+
+@cli.command()
+@_opt("--cluster", required=True, help="Cluster name, written as the `cluster` label.")
+@_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
+@_opt("--remote-write-url", default=None,
+      help="Prometheus remote-write endpoint (required unless --dry-run).")
+@_opt("--checkpoint-configmap", default=None, metavar="NAMESPACE/NAME",
+      help=f"ConfigMap holding checkpoints (default: {DEFAULT_CHECKPOINT_NAME} in the pod's "
+           "namespace, or the kubeconfig context's namespace).")
+@_opt("--settle-delay", default="2m", help="Write a period only this long after it ended.")
+@_opt("--period", default="60s", help="CloudWatch period; a multiple of 60s.")
+@_opt("--initial-lookback", default="10m", help="Where a load balancer with no checkpoint starts.")
+@_opt("--max-catchup", default="50m",
+      help="Oldest window start; an older checkpoint is clamped, leaving a logged gap.")
+@_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
+      help="Static label on every sample (repeatable; in the env var, separate by spaces).")
+@_opt("--remote-write-timeout", default="10s", help="Timeout of one remote-write request.")
+@_opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
+      help="Retries of a request on 5xx, 429 and connection errors.")
+@_opt("--dry-run", is_flag=True, default=False,
+      help="Discover, resolve and fetch, print the samples; write nothing, move no checkpoint.")
+@_opt("--kubeconfig", default=None, help="Kubeconfig file (default: in-cluster, else KUBECONFIG "
+      "or ~/.kube/config).")
+@_opt("--context", default=None, help="Kubeconfig context.")
+@_opt("--log-format", type=click.Choice(["json", "text"]), default=None,
+      help="Log format (default: json unless stderr is a terminal).")
+@_opt("--now", default=None, hidden=True,
+      help="Pretend it is this time (RFC 3339 or epoch seconds); never later than the clock.")
+def run(cluster: str, region: str | None, remote_write_url: str | None,
+        checkpoint_configmap: str | None, settle_delay: str, period: str, initial_lookback: str,
+        max_catchup: str, labels: tuple[str, ...], remote_write_timeout: str,
+        remote_write_retries: int, dry_run: bool, kubeconfig: str | None, context: str | None,
+        log_format: str | None, now: str | None) -> int:
+    """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
+
+    \b
+    Example:
+        lbscrape run --cluster prod-eu \\
+          --remote-write-url http://prometheus.monitoring:9090/api/v1/write \\
+          --label env=prod
+    """
+    logs.setup(log_format)
+    try:
+        window = validate_window(WindowSettings(
+            settle_delay=parse_duration(settle_delay, "--settle-delay"),
+            period=parse_duration(period, "--period"),
+            initial_lookback=parse_duration(initial_lookback, "--initial-lookback"),
+            max_catchup=parse_duration(max_catchup, "--max-catchup"),
+        ))
+        static_labels = parse_labels(labels)
+        if not cluster.strip():
+            raise ConfigError("--cluster: must not be empty")
+        rw = None
+        if remote_write_url:
+            rw = RemoteWriteSettings(
+                url=parse_remote_write_url(remote_write_url),
+                timeout=float(parse_duration(remote_write_timeout, "--remote-write-timeout")),
+                retries=remote_write_retries,
+            )
+        elif not dry_run:
+            raise ConfigError("--remote-write-url: required unless --dry-run "
+                              "(or set LBSCRAPE_REMOTE_WRITE_URL)")
+        location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
+        at = _parse_now(now)
+        kube, own_namespace = make_api_client(kubeconfig, context)
+        session = boto3.session.Session(region_name=region)
+        if not session.region_name:
+            raise ConfigError("--region: no AWS region configured; pass --region or set "
+                              "AWS_REGION")
+        cfg = RunConfig(
+            cluster=cluster.strip(), region=session.region_name, window=window,
+            remote_write=rw, dry_run=dry_run, static_labels=static_labels,
+            checkpoint=location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME),
+        )
+    except ConfigError as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.USAGE
+
+    log.info("lbscrape %s starting%s: %s", __version__, " (DRY-RUN)" if dry_run else "",
+             _describe(cfg))
+    try:
+        clients = pipeline.Clients(
+            kube=kube,
+            elbv2=session.client("elbv2", config=AWS_RETRIES),
+            cloudwatch=session.client("cloudwatch", config=AWS_RETRIES),
+            store=ConfigMapStore(kube, cfg.checkpoint),
+            writer=remote_write.Client(rw) if rw and not dry_run else None,
+        )
+        result = pipeline.run(cfg, clients, at, emit=click.echo)
+    except (LbscrapeError, BotoCoreError) as e:
+        log.error("run failed: %s", e)
+        return ExitStatus.ERROR
+    return result.status
+
+
+def _parse_now(text: str | None) -> int:
+    clock = int(time.time())
+    if not text:
+        return clock
+    try:
+        at = int(text) if text.isdigit() else parse_isotime(text)
+    except ValueError as e:
+        raise ConfigError(f"--now: cannot read time {text!r}: {e}") from e
+    return min(at, clock)
+
+
+def _describe(cfg: RunConfig) -> str:
+    w = cfg.window
+    parts = [
+        f"cluster={cfg.cluster}", f"region={cfg.region}",
+        f"remote_write_url={redact_url(cfg.remote_write.url) if cfg.remote_write else '-'}",
+        f"checkpoint={cfg.checkpoint}", f"settle_delay={w.settle_delay}s", f"period={w.period}s",
+        f"initial_lookback={w.initial_lookback}s", f"max_catchup={w.max_catchup}s",
+        "labels=" + ",".join(f"{k}={v}" for k, v in cfg.static_labels),
+    ]
+    return " ".join(parts)
+
+
+def main() -> None:
+    cli(prog_name="lbscrape")
+

@@ -1,0 +1,163 @@
+"""Run configuration: frozen dataclasses, and the parsers that validate raw option text.
+
+Every parser raises ConfigError with a message that names the option, so the CLI can
+stop with exit 2 before anything is fetched or written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from lbscrape.errors import ConfigError
+
+# Labels lbscrape sets itself; a static label may not replace them.
+CONTRACT_LABELS = frozenset(
+    {"__name__", "load_balancer_name", "load_balancer", "cluster", "region", "namespace",
+     "ingress", "service"}
+)
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_DURATION_RE = re.compile(r"(\d+)([a-z]*)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    settle_delay: int
+    """Seconds a period must have been over before its datapoint is written."""
+    period: int
+    """CloudWatch period in seconds (a multiple of 60)."""
+    initial_lookback: int
+    """How far back the first run of a new load balancer starts, in seconds."""
+    max_catchup: int
+    """The oldest a window may start, in seconds before its end."""
+
+
+@dataclass(frozen=True)
+class RemoteWriteSettings:
+    url: str
+    timeout: float = 10.0
+    """Seconds for one HTTP request."""
+    retries: int = 3
+    """Retries of one request on 5xx, 429 and connection errors."""
+    backoff: float = 0.5
+    """First retry delay in seconds; doubles each time, with jitter."""
+    max_samples_per_request: int = 20_000
+
+
+@dataclass(frozen=True)
+class CheckpointLocation:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    cluster: str
+    region: str
+    window: WindowSettings
+    remote_write: RemoteWriteSettings | None  # None only with dry_run
+    checkpoint: CheckpointLocation
+    static_labels: tuple[tuple[str, str], ...] = ()
+    dry_run: bool = False
+
+
+def parse_duration(text: str, option: str) -> int:
+    """'120', '120s', '2m', '1h30m' -> seconds. Raises ConfigError naming `option`."""
+    raw = text.strip().lower()
+    pos, total = 0, 0
+    for m in _DURATION_RE.finditer(raw):
+        if m.start() != pos or m.group(2) not in _UNITS:
+            break
+        total += int(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not raw or pos != len(raw):
+        raise ConfigError(
+            f"{option}: cannot read duration {text!r}; use seconds or a unit s, m, h, d "
+            "(e.g. 120, 120s, 2m, 1h30m)"
+        )
+    return total
+
+
+def validate_window(w: WindowSettings) -> WindowSettings:
+    if w.period <= 0 or w.period % 60:
+        raise ConfigError(
+            f"--period: {w.period}s is not a positive multiple of 60s; ELB metrics have "
+            "1-minute resolution (use 60, 120, 300, ...)"
+        )
+    if w.settle_delay <= 0:
+        raise ConfigError(
+            "--settle-delay: must be positive; CloudWatch revises ELB datapoints for about "
+            "two minutes (default 2m)"
+        )
+    if w.max_catchup < w.period:
+        raise ConfigError(f"--max-catchup: {w.max_catchup}s is shorter than --period {w.period}s")
+    if w.initial_lookback <= 0 or w.initial_lookback > w.max_catchup:
+        raise ConfigError(
+            f"--initial-lookback: {w.initial_lookback}s must be positive and no longer than "
+            f"--max-catchup ({w.max_catchup}s)"
+        )
+    return w
+
+
+def parse_label(text: str, option: str = "--label") -> tuple[str, str]:
+    """'KEY=VALUE' -> (key, value), with a valid, non-reserved Prometheus label name."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not value:
+        raise ConfigError(f"{option}: {text!r} is not KEY=VALUE with a non-empty key and value")
+    if not LABEL_NAME_RE.match(key) or key.startswith("__"):
+        raise ConfigError(
+            f"{option}: {key!r} is not a valid Prometheus label name "
+            "(letters, digits and _, not starting with a digit or __)"
+        )
+    if key in CONTRACT_LABELS:
+        raise ConfigError(
+            f"{option}: {key!r} is set by lbscrape itself and cannot be overridden; "
+            "choose another name"
+        )
+    return key, value
+
+
+def parse_labels(texts: tuple[str, ...], option: str = "--label") -> tuple[tuple[str, str], ...]:
+    labels = dict(parse_label(t, option) for t in texts)
+    return tuple(sorted(labels.items()))
+
+
+def parse_remote_write_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--remote-write-url: {redact_url(text)!r} is not an http(s) URL; give the full "
+            "endpoint, e.g. http://prometheus:9090/api/v1/write"
+        )
+    return text.strip()
+
+
+def parse_configmap_ref(text: str) -> CheckpointLocation:
+    ns, sep, name = text.partition("/")
+    name_re = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    if not sep or not name_re.match(ns) or not name_re.match(name) or "/" in name:
+        raise ConfigError(
+            f"--checkpoint-configmap: {text!r} is not NAMESPACE/NAME "
+            "(lowercase letters, digits, '-' and '.'), e.g. monitoring/lbscrape-checkpoint"
+        )
+    return CheckpointLocation(ns, name)
+
+
+def redact_url(url: str) -> str:
+    """Hide userinfo (user:password@) so a URL can be logged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))

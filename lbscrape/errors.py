@@ -1,0 +1,53 @@
+"""lbscrape's own errors and exit codes.
+
+Every error carries a one-line message meant for a person: it names the input or
+system at fault and says what to do. Stages raise these; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1  # the run could not do its job (discovery, AWS, checkpoint, remote write down)
+    USAGE = 2  # bad option or environment, found before anything was fetched or written
+    PARTIAL = 3  # some load balancers failed; the others were written and checkpointed
+
+
+class LbscrapeError(Exception):
+    """Base class; str(e) is the one-line message."""
+
+
+class ConfigError(LbscrapeError):
+    """Bad input from the user: exit 2, nothing fetched or written."""
+
+
+class KubeError(LbscrapeError):
+    """The Kubernetes API could not be read or written; `status` is the HTTP status if any."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AwsError(LbscrapeError):
+    """An AWS API call failed in a way that stops the whole run."""
+
+
+class CheckpointError(LbscrapeError):
+    """The checkpoint could not be read, parsed or stored."""
+
+
+class RemoteWriteError(LbscrapeError):
+    """A remote-write request failed.
+
+    `retryable` says whether sending the same request later may succeed (5xx, 429,
+    connection trouble) or not (other 4xx).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable

@@ -1,0 +1,112 @@
+"""Plain value types passed between the pipeline stages.
+
+Times are whole seconds since the epoch (UTC) inside the pipeline; conversion to
+datetimes and milliseconds happens at the edges that need them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+OwnerKind = Literal["Ingress", "Service"]
+LbType = Literal["application", "network"]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A Kubernetes object that owns a load balancer, as discovery found it."""
+
+    kind: OwnerKind
+    namespace: str
+    name: str
+    hostnames: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """An ELBv2 load balancer and the objects that own it."""
+
+    arn: str
+    name: str
+    type: LbType
+    dimension: str  # CloudWatch `LoadBalancer` dimension: the ARN after "loadbalancer/"
+    owners: tuple[Owner, ...]
+
+    @property
+    def key(self) -> str:
+        """Identity used for checkpoints and logs."""
+        return self.dimension
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """An owner hostname that matched no load balancer."""
+
+    owner: Owner
+    hostname: str
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One CloudWatch (metric, statistic) and the Prometheus name it is written as."""
+
+    namespace: str
+    metric: str
+    stat: str
+    prom_name: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """Half-open time range [start, end) aligned to `period` seconds."""
+
+    start: int
+    end: int
+    period: int
+
+    @property
+    def periods(self) -> int:
+        return max(0, (self.end - self.start) // self.period)
+
+    @property
+    def empty(self) -> bool:
+        return self.end <= self.start
+
+
+@dataclass(frozen=True)
+class Sample:
+    timestamp_ms: int
+    value: float
+
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One time series: labels sorted by name (including __name__), samples in time order."""
+
+    labels: Labels
+    samples: tuple[Sample, ...]
+
+    @property
+    def name(self) -> str:
+        return dict(self.labels).get("__name__", "")
+
+
+def isotime(ts: int) -> str:
+    """Seconds since the epoch -> '2026-11-23T11:05:00Z'."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_isotime(text: str) -> int:
+    """'2026-11-23T11:05:00Z' (or any ISO 8601 with an offset) -> seconds since the epoch."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return int(dt.timestamp())

@@ -1,0 +1,191 @@
+"""One scrape cycle: discover -> resolve -> window -> fetch -> write -> checkpoint.
+
+The only module that knows the order of the stages. Clients are built elsewhere and
+passed in; time is passed in as `now`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kubernetes import client as k8s
+
+from lbscrape import cloudwatch, remote_write
+from lbscrape.catalog import default_specs
+from lbscrape.checkpoint import Checkpoint
+from lbscrape.config import RunConfig
+from lbscrape.discovery import discover
+from lbscrape.errors import ExitStatus
+from lbscrape.model import LoadBalancer, Series, isotime
+from lbscrape.resolve import ElbClient, describe_all, resolve
+from lbscrape.series import build_series, lb_labels
+from lbscrape.window import WindowPlan, plan_window
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointStore(Protocol):
+    def load(self) -> Checkpoint: ...
+    def save(self, base: Checkpoint, updates: dict[str, int]) -> Checkpoint: ...
+
+
+@dataclass
+class Clients:
+    kube: k8s.ApiClient
+    elbv2: ElbClient
+    cloudwatch: cloudwatch.CloudWatchClient
+    store: CheckpointStore
+    writer: remote_write.Client | None  # None with --dry-run
+
+
+@dataclass
+class RunResult:
+    counters: Counter[str] = field(default_factory=Counter)
+    failed: dict[str, str] = field(default_factory=dict)
+    """load balancer name -> reason it was not (fully) written."""
+
+    @property
+    def status(self) -> ExitStatus:
+        if not self.failed:
+            return ExitStatus.OK
+        return ExitStatus.PARTIAL if self.counters["lbs_written"] else ExitStatus.ERROR
+
+
+def run(cfg: RunConfig, clients: Clients, now: int,
+        emit: Callable[[str], Any] = print) -> RunResult:
+    started = time.monotonic()
+    result = RunResult()
+    c = result.counters
+
+    owners = discover(clients.kube)
+    resolution = resolve(owners, describe_all(clients.elbv2))
+    lbs = resolution.load_balancers
+    c.update(lbs_found=len(owners), lbs_resolved=len(lbs), unresolved=len(resolution.unresolved))
+    for u in resolution.unresolved:
+        log.warning("%s: no load balancer in %s has DNS name %s; skipped this run",
+                    u.owner, cfg.region, u.hostname)
+
+    checkpoint = clients.store.load()
+    plans = {lb.key: plan_window(now, checkpoint.ends.get(lb.key), cfg.window) for lb in lbs}
+    for lb in lbs:
+        _warn_plan(lb, plans[lb.key])
+
+    targets = [
+        cloudwatch.FetchTarget(lb.key, (("LoadBalancer", lb.dimension),), plans[lb.key].window,
+                               default_specs(lb.type))
+        for lb in lbs
+    ]
+    fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(targets))
+    c.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
+
+    wall_now_ms = int(time.time() * 1000)
+    batches = []
+    for lb in lbs:
+        if lb.key in fetched.failed:
+            result.failed[lb.name] = fetched.failed[lb.key]
+            continue
+        data = {spec: pts for (key, spec), pts in fetched.samples.items() if key == lb.key}
+        series = _drop_future(build_series(lb, data, lb_labels(lb, cfg.cluster, cfg.region,
+                                                                cfg.static_labels)), wall_now_ms)
+        batches.append(remote_write.LbBatch(lb.key, tuple(series), plans[lb.key].window.end))
+
+    if cfg.dry_run or clients.writer is None:
+        for b in batches:
+            for s in b.series:
+                for line in exposition(s):
+                    emit(line)
+        c.update(samples_would_write=sum(remote_write.count(b.series) for b in batches))
+        _summary(result, started, dry_run=True)
+        return result
+
+    settings = clients.writer.settings
+    delivery = remote_write.deliver(
+        clients.writer, remote_write.plan_requests(batches, settings.max_samples_per_request)
+    )
+    c.update(samples_written=delivery.samples_written, samples_rejected=len(delivery.rejected),
+             remote_write_requests=clients.writer.requests)
+    for r in delivery.rejected:
+        log.warning("remote write rejected sample %s @ %s: %s",
+                    _selector(r.labels), isotime(r.timestamp_ms // 1000), r.reason)
+
+    by_key = {lb.key: lb for lb in lbs}
+    updates = {}
+    for key, through in delivery.through.items():
+        if through > checkpoint.ends.get(key, through - 1):
+            updates[key] = through
+        if through == plans[key].window.end and key not in delivery.failed:
+            c["lbs_written"] += 1
+    for key, reason in delivery.failed.items():
+        result.failed[by_key[key].name] = reason
+    if updates:
+        clients.store.save(checkpoint, updates)
+    _summary(result, started, dry_run=False)
+    return result
+
+
+def _warn_plan(lb: LoadBalancer, plan: WindowPlan) -> None:
+    if plan.skipped:
+        log.warning(
+            "load balancer %s: checkpoint is older than --max-catchup; skipping %s..%s "
+            "(%d minutes are left as a gap; fill them with a backfill)",
+            lb.name, isotime(plan.skipped.start), isotime(plan.skipped.end),
+            (plan.skipped.end - plan.skipped.start) // 60,
+        )
+    if plan.realigned_from is not None:
+        log.warning("load balancer %s: checkpoint %s is not on a %ds period boundary "
+                    "(the period changed?); continuing from %s", lb.name,
+                    isotime(plan.realigned_from), plan.window.period, isotime(plan.window.start))
+
+
+def _drop_future(series: list[Series], wall_now_ms: int) -> list[Series]:
+    """A sample stamped in the future moves a live Prometheus's head ahead and makes it
+    reject everything after it; the window rules exclude them, this is the last guard."""
+    out = []
+    for s in series:
+        kept = tuple(x for x in s.samples if x.timestamp_ms <= wall_now_ms)
+        if len(kept) != len(s.samples):
+            log.warning("dropped %d samples of %s stamped in the future",
+                        len(s.samples) - len(kept), _selector(s.labels))
+        if kept:
+            out.append(Series(s.labels, kept))
+    return out
+
+
+def _summary(result: RunResult, started: float, *, dry_run: bool) -> None:
+    c = result.counters
+    keys = ["lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
+            "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests"]
+    if dry_run:
+        keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
+                                              "remote_write_requests")] + ["samples_would_write"]
+    stats = " ".join(f"{k}={c[k]}" for k in keys)
+    duration = f"duration={time.monotonic() - started:.2f}s"
+    if result.failed:
+        failed = "; ".join(f"{name}: {why}" for name, why in sorted(result.failed.items()))
+        log.error("run %s %s lbs_failed=%d %s failed: %s",
+                  "finished (dry run)" if dry_run else "finished", stats, len(result.failed),
+                  duration, failed)
+    else:
+        log.info("run %s %s lbs_failed=0 %s",
+                 "finished (dry run)" if dry_run else "finished", stats, duration)
+
+
+def _selector(labels: tuple[tuple[str, str], ...]) -> str:
+    d = dict(labels)
+    name = d.pop("__name__", "")
+    return name + "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(d.items())) + "}"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def exposition(s: Series) -> list[str]:
+    """Prometheus text lines with millisecond timestamps, as --dry-run prints them."""
+    sel = _selector(s.labels)
+    return [f"{sel} {x.value!r} {x.timestamp_ms}" for x in s.samples]

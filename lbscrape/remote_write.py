@@ -1,0 +1,298 @@
+"""Prometheus remote write 1.0: pack series into bounded requests, send, retry, bisect.
+
+What a receiver does shapes this module (see shared/reference/remote-write.md):
+- a request is all-or-nothing: one out-of-order, out-of-bounds or conflicting sample
+  rejects all of it with 400, so a 400 is split in halves until the rejected samples are
+  isolated and the rest is written;
+- 5xx, 429 and connection errors are retried with capped exponential backoff and
+  jitter, honouring Retry-After; other 4xx are never retried;
+- an LB's samples are sent oldest first, and an LB too big for one request is cut into
+  time slices, so an accepted prefix is a safe checkpoint and nothing is sent after a
+  slice that failed (that would make the failed slice out of order forever).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import snappy
+
+from lbscrape import __version__
+from lbscrape.config import RemoteWriteSettings, redact_url
+from lbscrape.errors import RemoteWriteError
+from lbscrape.model import Labels, Series
+from lbscrape.prompb import WriteRequest
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 30.0
+SPLITTABLE = frozenset({400, 413})
+
+
+def encode(series: Sequence[Series]) -> bytes:
+    """WriteRequest protobuf, snappy block format."""
+    req = WriteRequest()
+    for s in series:
+        ts = req.timeseries.add()
+        for name, value in s.labels:
+            ts.labels.add(name=name, value=value)
+        for sample in s.samples:
+            ts.samples.add(value=sample.value, timestamp=sample.timestamp_ms)
+    return bytes(snappy.compress(req.SerializeToString()))
+
+
+class Client:
+    """POSTs encoded bodies to one endpoint with the retry policy above."""
+
+    def __init__(self, settings: RemoteWriteSettings, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        self._jitter = jitter
+        self._ssl = ssl.create_default_context()
+        self.requests = 0
+
+    def post(self, body: bytes) -> None:
+        s = self.settings
+        for attempt in range(s.retries + 1):
+            try:
+                return self._post_once(body)
+            except _Retry as r:
+                if attempt == s.retries:
+                    raise RemoteWriteError(
+                        f"remote write to {redact_url(s.url)} failed after {attempt + 1} "
+                        f"attempts: {r.reason}", status=r.status, retryable=True
+                    ) from None
+                delay = s.backoff * 2**attempt * (0.5 + self._jitter())
+                if r.retry_after is not None:
+                    delay = max(delay, r.retry_after)
+                delay = min(delay, MAX_RETRY_DELAY)
+                log.info("remote write: %s; retrying in %.1fs", r.reason, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _post_once(self, body: bytes) -> None:
+        s = self.settings
+        req = urllib.request.Request(s.url, data=body, method="POST", headers={
+            "Content-Encoding": "snappy",
+            "Content-Type": "application/x-protobuf",
+            "User-Agent": f"lbscrape/{__version__}",
+            "X-Prometheus-Remote-Write-Version": "0.1.0",
+        })
+        self.requests += 1
+        try:
+            with urllib.request.urlopen(req, timeout=s.timeout, context=self._ssl) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:
+            text = _body_text(e)
+            if e.code == 429 or e.code >= 500:
+                raise _Retry(f"HTTP {e.code}: {text}", e.code,
+                             _retry_after(e.headers.get("Retry-After"))) from None
+            raise RemoteWriteError(
+                f"remote write to {redact_url(s.url)} rejected: HTTP {e.code}: {text}",
+                status=e.code, retryable=False,
+            ) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise _Retry(f"connection error: {reason}", None, None) from None
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, status: int | None, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _body_text(e: urllib.error.HTTPError) -> str:
+    try:
+        raw = e.read(500)
+    except OSError:
+        raw = b""
+    text = " ".join(raw.decode("utf-8", "replace").split())
+    if text.lower().startswith(("<!doctype", "<html")):
+        return "an HTML page (is the URL the remote-write endpoint, e.g. .../api/v1/write?)"
+    return text or (e.reason if isinstance(e.reason, str) else "no body")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# --- packing and delivery --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LbBatch:
+    """All series one load balancer writes this run, covering its window up to `end`."""
+
+    lb_key: str
+    series: tuple[Series, ...]
+    end: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of one LB's batch; once it and all earlier pieces of the LB are accepted,
+    the LB's checkpoint may move to `through`."""
+
+    lb_key: str
+    series: tuple[Series, ...]
+    through: int
+
+
+@dataclass(frozen=True)
+class Rejected:
+    labels: Labels
+    timestamp_ms: int
+    reason: str
+
+
+@dataclass
+class Delivery:
+    through: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    samples_written: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def count(series: Sequence[Series]) -> int:
+    return sum(len(s.samples) for s in series)
+
+
+def slice_batch(batch: LbBatch, max_samples: int) -> list[Piece]:
+    """Cut an LB's batch into time slices of at most max_samples (whole timestamps)."""
+    if count(batch.series) <= max_samples:
+        return [Piece(batch.lb_key, batch.series, batch.end)]
+    per_ts: dict[int, int] = {}
+    for s in batch.series:
+        for smp in s.samples:
+            per_ts[smp.timestamp_ms] = per_ts.get(smp.timestamp_ms, 0) + 1
+    cuts, n = [], 0  # cuts: first timestamp of every slice after the first
+    for ts in sorted(per_ts):
+        if n and n + per_ts[ts] > max_samples:
+            cuts.append(ts)
+            n = 0
+        n += per_ts[ts]
+    bounds = [None, *cuts, None]
+    pieces = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        part = tuple(
+            Series(s.labels, tuple(x for x in s.samples
+                                   if (lo is None or x.timestamp_ms >= lo)
+                                   and (hi is None or x.timestamp_ms < hi)))
+            for s in batch.series
+        )
+        pieces.append(Piece(batch.lb_key, tuple(s for s in part if s.samples),
+                            batch.end if hi is None else hi // 1000))
+    return pieces
+
+
+def plan_requests(batches: Sequence[LbBatch], max_samples: int) -> list[tuple[Piece, ...]]:
+    """Pack whole LBs into requests of at most max_samples; big LBs get their own slices."""
+    requests: list[tuple[Piece, ...]] = []
+    current: list[Piece] = []
+    size = 0
+    for batch in batches:
+        pieces = slice_batch(batch, max_samples)
+        if len(pieces) > 1:
+            requests.extend((p,) for p in pieces)
+            continue
+        n = count(pieces[0].series)
+        if current and size + n > max_samples:
+            requests.append(tuple(current))
+            current, size = [], 0
+        current.append(pieces[0])
+        size += n
+    if current:
+        requests.append(tuple(current))
+    return requests
+
+
+def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
+    """Send requests in order. After an endpoint failure nothing more is sent: the
+    remaining LBs keep their checkpoints and the next run repeats them."""
+    out = Delivery()
+    down: str | None = None
+    for pieces in requests:
+        live = [p for p in pieces if p.lb_key not in out.failed]
+        if not live:
+            continue
+        if down:
+            for p in live:
+                out.failed[p.lb_key] = down
+            continue
+        series = [s for p in live for s in p.series]
+        try:
+            rejected = write_bisecting(client, series)
+        except RemoteWriteError as e:
+            for p in live:
+                out.failed[p.lb_key] = str(e)
+            if e.retryable:
+                down = f"not sent: {e}"
+            continue
+        out.rejected.extend(rejected)
+        out.samples_written += count(series) - len(rejected)
+        for p in live:
+            out.through[p.lb_key] = p.through
+    return out
+
+
+def write_bisecting(client: Client, series: Sequence[Series]) -> list[Rejected]:
+    """Write `series`; on 400/413 split in halves until the rejected samples are isolated.
+
+    A rejected sample is permanent (Prometheus will refuse it again), so it is returned
+    for reporting rather than retried.
+    """
+    if not series:
+        return []
+    try:
+        client.post(encode(series))
+        return []
+    except RemoteWriteError as e:
+        if e.status not in SPLITTABLE:
+            raise
+        if count(series) <= 1:
+            s = next(x for x in series if x.samples)
+            return [Rejected(s.labels, s.samples[0].timestamp_ms, str(e))]
+    left, right = _halves(series)
+    return write_bisecting(client, left) + write_bisecting(client, right)
+
+
+def _halves(series: Sequence[Series]) -> tuple[list[Series], list[Series]]:
+    half = count(series) // 2
+    left: list[Series] = []
+    right: list[Series] = []
+    n = 0
+    for s in series:
+        k = len(s.samples)
+        if n >= half:
+            right.append(s)
+        elif n + k <= half:
+            left.append(s)
+        else:
+            cut = half - n
+            left.append(Series(s.labels, s.samples[:cut]))
+            right.append(Series(s.labels, s.samples[cut:]))
+        n += k
+    return left, right

@@ -1,0 +1,43 @@
+"""Turn fetched datapoints into labelled Prometheus series (the metric/label contract)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series
+
+OWNER_LABEL = {"Ingress": "ingress", "Service": "service"}
+
+
+def lb_labels(lb: LoadBalancer, cluster: str, region: str,
+              static: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+    """Labels every sample of `lb` carries, without __name__.
+
+    When several objects own one load balancer (an IngressGroup), `namespace` and the
+    owner label are set only where every owner agrees, so the series keep one identity
+    however the group changes and a load balancer is never written twice.
+    """
+    labels = dict(static)
+    labels.update(
+        load_balancer_name=lb.name, load_balancer=lb.dimension, cluster=cluster, region=region
+    )
+    namespaces = {o.namespace for o in lb.owners}
+    if len(namespaces) == 1:
+        labels["namespace"] = namespaces.pop()
+    kinds = {o.kind for o in lb.owners}
+    names = {o.name for o in lb.owners}
+    if len(kinds) == 1 and len(names) == 1:
+        labels[OWNER_LABEL[kinds.pop()]] = names.pop()
+    return {k: v for k, v in labels.items() if v}
+
+
+def build_series(lb: LoadBalancer, data: Mapping[MetricSpec, Iterable[Sample]],
+                 base_labels: Mapping[str, str]) -> list[Series]:
+    out = []
+    for spec, samples in data.items():
+        by_ts = {s.timestamp_ms: s for s in samples}  # one value per timestamp
+        if not by_ts:
+            continue
+        labels = tuple(sorted({**base_labels, "__name__": spec.prom_name}.items()))
+        out.append(Series(labels, tuple(by_ts[t] for t in sorted(by_ts))))
+    return sorted(out, key=lambda s: s.labels)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import os
+import urllib.request
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.fakekube import FakeKube
+from tests.world import Aws, Prometheus
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch, moto_server):
+    """Every AWS call of a test goes to moto, never to AWS, with fake credentials."""
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
+                "AWS_SHARED_CREDENTIALS_FILE", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req).close()
+    for var in list(os.environ):
+        if var.startswith("LBSCRAPE_"):
+            monkeypatch.delenv(var)
+
+
+@pytest.fixture
+def aws():
+    return Aws("us-east-1")
+
+
+@pytest.fixture
+def kube(tmp_path):
+    fake = FakeKube()
+    fake.start()
+    fake.kubeconfig_path = fake.write_kubeconfig(str(tmp_path / "kubeconfig"))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def prometheus():
+    prom = Prometheus().start()
+    yield prom
+    prom.cleanup()

@@ -1,0 +1,180 @@
+"""The test world: a real Prometheus, moto in server mode, the fake Kubernetes API, and
+helpers to seed them with load balancers, owners and CloudWatch traffic.
+
+Used by the tests and by the demo (tests/demo.py), so both exercise the same parts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Prometheus:
+    """Debian's prometheus as a plain child process on 127.0.0.1 with a temp TSDB."""
+
+    def __init__(self, port: int | None = None, ooo_window: str | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="lbscrape-prom-")
+        self.ooo_window = ooo_window
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def start(self, timeout: float = 20.0) -> Prometheus:
+        config = os.path.join(self.dir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global:\n  scrape_interval: 1m\n")
+            if self.ooo_window:
+                f.write(f"storage:\n  tsdb:\n    out_of_order_time_window: {self.ooo_window}\n")
+        self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.dir}/data",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver",
+             "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited: see {self.dir}/prometheus.log")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("prometheus did not become ready")
+
+    def stop(self) -> None:
+        """Stop only the process this object started, by its PID."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def raw(self, selector: str, at: float | None = None, lookback: str = "3h") -> dict[
+            tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+        """Every stored sample matching `selector`: {sorted labels: [(ts_ms, value)]}."""
+        q = urllib.parse.urlencode({"query": f"{selector}[{lookback}]",
+                                    "time": f"{at if at is not None else time.time():.3f}"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{q}", timeout=10) as r:
+            doc = json.load(r)
+        out = {}
+        for res in doc["data"]["result"]:
+            labels = tuple(sorted(res["metric"].items()))
+            out[labels] = [(round(float(t) * 1000), float(v)) for t, v in res["values"]]
+        return out
+
+
+@dataclass(frozen=True)
+class SeededLb:
+    arn: str
+    name: str
+    type: str
+    dns_name: str
+    dimension: str
+
+
+class Aws:
+    """boto3 clients against moto's server (AWS_ENDPOINT_URL must point at it)."""
+
+    def __init__(self, region: str = "us-east-1") -> None:
+        self.region = region
+        self.elbv2 = boto3.client("elbv2", region_name=region)
+        self.cloudwatch = boto3.client("cloudwatch", region_name=region)
+        ec2 = boto3.client("ec2", region_name=region)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        self.subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+                              AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"]
+            for i, az in enumerate("ab")
+        ]
+
+    def create_lb(self, name: str, lb_type: str = "application") -> SeededLb:
+        lb = self.elbv2.create_load_balancer(Name=name, Subnets=self.subnets, Type=lb_type,
+                                             Scheme="internet-facing")["LoadBalancers"][0]
+        arn = lb["LoadBalancerArn"]
+        return SeededLb(arn, name, lb_type, lb["DNSName"], arn.split(":", 5)[5][len("loadbalancer/"):])
+
+    def put(self, lb: SeededLb, metric: str, points: Iterable[tuple[int, float]]) -> None:
+        """One datapoint per (timestamp seconds, value) for the LB's LoadBalancer dimension."""
+        ns = "AWS/ApplicationELB" if lb.type == "application" else "AWS/NetworkELB"
+        data = [
+            {"MetricName": metric, "Timestamp": datetime.fromtimestamp(ts, UTC), "Value": v,
+             "Dimensions": [{"Name": "LoadBalancer", "Value": lb.dimension}]}
+            for ts, v in points
+        ]
+        for i in range(0, len(data), 500):
+            self.cloudwatch.put_metric_data(Namespace=ns, MetricData=data[i:i + 500])
+
+
+def ingress_class(name: str = "alb", controller: str = "ingress.k8s.aws/alb") -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": {"name": name}, "spec": {"controller": controller}}
+
+
+def ingress(namespace: str, name: str, hostname: str | None, class_name: str | None = "alb",
+            annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                            "backend": {"service": {"name": name, "port": {"number": 80}}}}]}}]}
+    if class_name:
+        spec["ingressClassName"] = class_name
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"namespace": namespace, "name": name, "annotations": annotations or {}},
+        "spec": spec,
+        "status": {"loadBalancer": {"ingress": [{"hostname": hostname}] if hostname else []}},
+    }
+
+
+def service(namespace: str, name: str, hostname: str | None, lb_class: str | None = None,
+            annotations: dict[str, str] | None = None, svc_type: str = "LoadBalancer"
+            ) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": svc_type, "ports": [{"port": 443, "protocol": "TCP"}]}
+    if lb_class:
+        spec["loadBalancerClass"] = lb_class
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"namespace": namespace, "name": name, "annotations": annotations or {}},
+        "spec": spec,
+        "status": {"loadBalancer": {"ingress": [{"hostname": hostname}] if hostname else []}},
+    }
