@@ -39,7 +39,7 @@ class Checkpoint:
 
 def encode(ends: Mapping[str, int]) -> str:
     doc = {"format": FORMAT, "load_balancers": {k: isotime(v) for k, v in ends.items()}}
-    return json.dumps(doc, sort_keys=True, indent=0)
+    return json.dumps(doc, sort_keys=True, indent=1)
 
 
 def decode(text: str, where: str) -> dict[str, int]:

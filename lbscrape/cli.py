@@ -7,6 +7,7 @@ configured with env vars.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -134,7 +135,9 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
         at = _parse_now(now)
         kube, own_namespace = make_api_client(kubeconfig, context)
-        session = boto3.session.Session(region_name=region)
+        # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
+        # (and EKS pod identity) set, so honour it too.
+        session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
         if not session.region_name:
             raise ConfigError("--region: no AWS region configured; pass --region or set "
                               "AWS_REGION")

@@ -13,12 +13,14 @@ What a receiver does shapes this module (see shared/reference/remote-write.md):
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import random
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +62,19 @@ class Client:
         self._jitter = jitter
         self._ssl = ssl.create_default_context()
         self.requests = 0
+        # urllib does not send URL userinfo; turn it into basic auth, keep it out of logs.
+        parts = urllib.parse.urlsplit(settings.url)
+        self._auth: str | None = None
+        self._url = settings.url
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            cred = f"{user}:{urllib.parse.unquote(parts.password or '')}"
+            self._auth = "Basic " + base64.b64encode(cred.encode()).decode()
+            host = parts.hostname or ""
+            netloc = f"[{host}]" if ":" in host else host
+            if parts.port:
+                netloc += f":{parts.port}"
+            self._url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
     def post(self, body: bytes) -> None:
         s = self.settings
@@ -82,12 +97,15 @@ class Client:
 
     def _post_once(self, body: bytes) -> None:
         s = self.settings
-        req = urllib.request.Request(s.url, data=body, method="POST", headers={
+        headers = {
             "Content-Encoding": "snappy",
             "Content-Type": "application/x-protobuf",
             "User-Agent": f"lbscrape/{__version__}",
             "X-Prometheus-Remote-Write-Version": "0.1.0",
-        })
+        }
+        if self._auth:
+            headers["Authorization"] = self._auth
+        req = urllib.request.Request(self._url, data=body, method="POST", headers=headers)
         self.requests += 1
         try:
             with urllib.request.urlopen(req, timeout=s.timeout, context=self._ssl) as resp:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 
@@ -12,6 +13,7 @@ from tests.world import Aws, Prometheus
 
 @pytest.fixture(scope="session")
 def moto_server():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -1,4 +1,9 @@
-"""`lbscrape run` end to end: fake Kubernetes API, moto server, real Prometheus."""
+"""`lbscrape run` end to end: the fake Kubernetes API, moto in server mode, a real Prometheus.
+
+Times: CloudWatch holds one datapoint per minute up to the current minute; runs use
+--now at or before the real clock, and every assertion compares the raw samples in
+Prometheus with what CloudWatch holds, value for value and timestamp for timestamp.
+"""
 
 from __future__ import annotations
 
@@ -12,63 +17,218 @@ from lbscrape.cli import cli
 from tests import world
 
 CLUSTER = "test-cluster"
+SETTLE = 120
 
 
-@pytest.fixture
-def setup(aws, kube, prometheus):
-    """An ALB Ingress and an NLB Service with 20 minutes of traffic up to the present."""
-    kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
-    alb = aws.create_lb("k8s-shop-web-0123456789")
-    nlb = aws.create_lb("k8s-shop-db-0123456789", "network")
-    kube.put("networking.k8s.io/v1", "ingresses", world.ingress("shop", "web", alb.dns_name))
-    kube.put("v1", "services", world.service("shop", "db", nlb.dns_name,
-                                             lb_class="service.k8s.aws/nlb"))
-    now = int(time.time()) // 60 * 60 + 30
-    minutes = [now - 30 - 60 * i for i in range(20, -1, -1)]  # up to the current minute
-    for i, ts in enumerate(minutes):
-        aws.put(alb, "RequestCount", [(ts, 100 + i)])
-        aws.put(alb, "HTTPCode_ELB_5XX_Count", [(ts, i % 3)] if i % 3 else [])
-        aws.put(alb, "TargetResponseTime", [(ts, 0.25 + i / 100)])
-        aws.put(nlb, "NewFlowCount", [(ts, 7 * i)])
-        aws.put(nlb, "ProcessedBytes", [(ts, 1000.5 * i)])
-    return alb, nlb, now, minutes
+class Scene:
+    def __init__(self, aws, kube, prometheus):
+        self.aws, self.kube, self.prom = aws, kube, prometheus
+        self.clock = int(time.time())
+        current_minute = self.clock // 60 * 60
+        self.minutes = [current_minute - 60 * i for i in range(60, -1, -1)]
+        kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
+        self.alb = aws.create_lb("k8s-shop-web-0123456789")
+        self.nlb = aws.create_lb("k8s-shop-db-0123456789", "network")
+        kube.put("networking.k8s.io/v1", "ingresses", world.ingress("shop", "web", self.alb.dns_name))
+        kube.put("v1", "services", world.service("shop", "db", self.nlb.dns_name,
+                                                 lb_class="service.k8s.aws/nlb"))
+        # RequestCount 100+i, sparse 5xx, latency; NLB flows. Value i identifies the minute.
+        self.requests = {ts: 100.0 + i for i, ts in enumerate(self.minutes)}
+        self.flows = {ts: 7.0 * i for i, ts in enumerate(self.minutes)}
+        aws.put(self.alb, "RequestCount", self.requests.items())
+        aws.put(self.alb, "HTTPCode_ELB_5XX_Count",
+                [(ts, float(i % 3)) for i, ts in enumerate(self.minutes) if i % 3])
+        aws.put(self.alb, "TargetResponseTime",
+                [(ts, 0.25 + i / 100) for i, ts in enumerate(self.minutes)])
+        aws.put(self.nlb, "NewFlowCount", self.flows.items())
+
+    def run(self, now, *extra, expect=0, remote_write_url=None):
+        args = ["run", "--cluster", CLUSTER, "--region", "us-east-1",
+                "--kubeconfig", self.kube.kubeconfig_path,
+                "--remote-write-url", remote_write_url or self.prom.write_url,
+                "--now", str(now), "--log-format", "json", "--remote-write-retries", "1", *extra]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == expect, result.output + result.stderr
+        return result
+
+    def checkpoint(self):
+        cm = self.kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint")
+        return json.loads(cm["data"]["checkpoint.json"])["load_balancers"] if cm else None
+
+    def stored(self, metric):
+        """{load_balancer_name: [(ts_s, value)]} of everything Prometheus holds."""
+        return {dict(k)["load_balancer_name"]: [(t // 1000, v) for t, v in pts]
+                for k, pts in self.prom.raw(metric).items()}
+
+    def expected(self, values, start, end):
+        return [(ts, v) for ts, v in sorted(values.items()) if start <= ts < end]
 
 
-def run(kube, prometheus, now, *extra, expect=0):
-    args = ["run", "--cluster", CLUSTER, "--region", "us-east-1", "--kubeconfig",
-            kube.kubeconfig_path, "--remote-write-url", prometheus.write_url,
-            "--now", str(now), "--log-format", "json", *extra]
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    assert result.exit_code == expect, result.output + result.stderr
-    return result
+def end_for(now):
+    return (now - SETTLE) // 60 * 60
 
 
 def logs(result):
     return [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
 
 
-def test_writes_exact_settled_samples_with_labels(setup, kube, prometheus):
-    alb, nlb, now, minutes = setup
-    result = run(kube, prometheus, now)
-    end = (now - 120) // 60 * 60  # settle 2m, period 1m
-    expected_ts = [ts for ts in minutes if end - 600 <= ts < end]
-    assert len(expected_ts) == 10
-    got = prometheus.raw('alb_request_count_sum')
+def summary(result):
+    return logs(result)[-1]["msg"]
+
+
+@pytest.fixture
+def scene(aws, kube, prometheus):
+    return Scene(aws, kube, prometheus)
+
+
+def test_exact_settled_samples_names_and_labels(scene):
+    now = scene.clock
+    result = scene.run(now)
+    end = end_for(now)
+    got = scene.prom.raw("alb_request_count_sum")
     assert list(got) == [tuple(sorted({
         "__name__": "alb_request_count_sum", "cluster": CLUSTER, "region": "us-east-1",
-        "load_balancer_name": alb.name, "load_balancer": alb.dimension,
+        "load_balancer_name": scene.alb.name, "load_balancer": scene.alb.dimension,
         "namespace": "shop", "ingress": "web"}.items()))]
-    idx = {ts: i for i, ts in enumerate(minutes)}
-    assert next(iter(got.values())) == [(ts * 1000, 100.0 + idx[ts]) for ts in expected_ts]
-    rt = next(iter(prometheus.raw("alb_target_response_time_average").values()))
-    assert rt == [(ts * 1000, 0.25 + idx[ts] / 100) for ts in expected_ts]
-    flows = prometheus.raw("nlb_new_flow_count_sum")
+    # Only whole periods that ended at least the settle delay ago; 10m initial lookback.
+    assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
+        scene.requests, end - 600, end)
+    assert all(ts + 60 <= now - SETTLE for ts, _ in scene.stored("alb_request_count_sum")[
+        scene.alb.name])
+    rt = scene.stored("alb_target_response_time_average")[scene.alb.name]
+    assert [v for _, v in rt] == [0.25 + scene.minutes.index(ts) / 100 for ts, _ in rt]
+    fivexx = scene.stored("alb_http_code_elb_5xx_count_sum")[scene.alb.name]
+    assert fivexx and all(v in (1.0, 2.0) for _, v in fivexx)  # sparse: only non-zero minutes
+    flows = scene.prom.raw("nlb_new_flow_count_sum")
     labels = dict(next(iter(flows)))
-    assert labels["service"] == "db" and "ingress" not in labels
-    assert labels["load_balancer_name"] == nlb.name
-    assert next(iter(flows.values())) == [(ts * 1000, 7.0 * idx[ts]) for ts in expected_ts]
-    summary = logs(result)[-1]["msg"]
-    assert "lbs_found=2 lbs_resolved=2" in summary and "lbs_written=2" in summary
-    cm = kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint")
-    stored = json.loads(cm["data"]["checkpoint.json"])
-    assert set(stored["load_balancers"]) == {alb.dimension, nlb.dimension}
+    assert labels["service"] == "db" and "ingress" not in labels and labels["namespace"] == "shop"
+    assert scene.stored("nlb_new_flow_count_sum")[scene.nlb.name] == scene.expected(
+        scene.flows, end - 600, end)
+    assert "lbs_found=2 lbs_resolved=2 unresolved=0 lbs_written=2 gmd_calls=1 " \
+           "metrics_requested=23" in summary(result)
+    assert scene.checkpoint() == {scene.alb.dimension: _iso(end), scene.nlb.dimension: _iso(end)}
+
+
+def test_static_labels_and_env_configuration(scene, monkeypatch):
+    monkeypatch.setenv("LBSCRAPE_LABEL", "env=prod team=sre")
+    scene.run(scene.clock)
+    labels = dict(next(iter(scene.prom.raw("nlb_new_flow_count_sum"))))
+    assert labels["env"] == "prod" and labels["team"] == "sre"
+
+
+def test_second_run_right_after_writes_nothing_new(scene):
+    now = scene.clock
+    scene.run(now)
+    before = scene.stored("alb_request_count_sum")
+    result = scene.run(now + 0)
+    assert scene.stored("alb_request_count_sum") == before
+    assert "gmd_calls=0 metrics_requested=0 samples_written=0 samples_rejected=0" in summary(result)
+
+
+def test_consecutive_runs_leave_no_gap_and_no_duplicate(scene):
+    start_now = scene.clock - 25 * 60
+    nows = [start_now + d for d in (0, 61, 90, 250, 251, 600, 905, 1499)]
+    for now in nows:
+        scene.run(now)
+    first_end, last_end = end_for(nows[0]), end_for(nows[-1])
+    for metric, values, lb in (("alb_request_count_sum", scene.requests, scene.alb),
+                               ("nlb_new_flow_count_sum", scene.flows, scene.nlb)):
+        got = scene.stored(metric)[lb.name]
+        assert got == scene.expected(values, first_end - 600, last_end)
+        assert len({ts for ts, _ in got}) == len(got)
+
+
+def test_remote_write_down_keeps_checkpoint_then_fills_every_minute(scene):
+    first = scene.clock - 10 * 60
+    scene.run(first)
+    before = scene.checkpoint()
+    scene.prom.stop()
+    result = scene.run(first + 300, expect=1)
+    assert "lbs_failed=2" in summary(result) and scene.alb.name in summary(result)
+    assert scene.checkpoint() == before
+    scene.prom.start()
+    scene.run(scene.clock)
+    assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
+        scene.requests, end_for(first) - 600, end_for(scene.clock))
+
+
+def test_checkpoint_store_failure_repeats_the_same_window_with_the_same_values(scene):
+    now = scene.clock - 120
+    scene.kube.inject("POST", "/configmaps", 500)
+    scene.run(now, expect=1)  # samples accepted, checkpoint could not be stored
+    assert scene.checkpoint() is None
+    written = scene.stored("alb_request_count_sum")
+    result = scene.run(scene.clock)  # repeats the window: same values, nothing doubled
+    after = scene.stored("alb_request_count_sum")[scene.alb.name]
+    assert after[: len(written[scene.alb.name])] == written[scene.alb.name]
+    assert after == scene.expected(scene.requests, end_for(now) - 600, end_for(scene.clock))
+    # The repeated samples were already there: Prometheus refuses them as out of order,
+    # bisection isolates them, and the new minutes still land.
+    rejected = int(summary(result).split("samples_rejected=")[1].split()[0])
+    assert rejected > 0
+
+
+def test_checkpoint_conflict_is_merged(scene):
+    scene.run(scene.clock - 300)
+    scene.kube.inject("PUT", "/configmaps/lbscrape-checkpoint", 409)
+    scene.run(scene.clock)
+    end = _iso(end_for(scene.clock))
+    assert scene.checkpoint() == {scene.alb.dimension: end, scene.nlb.dimension: end}
+
+
+def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene):
+    old = scene.clock - 58 * 60
+    scene.run(old, "--initial-lookback", "1m")
+    result = scene.run(scene.clock, "--max-catchup", "20m")
+    warnings = [e["msg"] for e in logs(result) if e["level"] == "warning"]
+    assert any(scene.alb.name in w and "--max-catchup" in w and "gap" in w for w in warnings)
+    end = end_for(scene.clock)
+    got = scene.stored("alb_request_count_sum")[scene.alb.name]
+    assert got == scene.expected(scene.requests, end_for(old) - 60, end_for(old)) + \
+        scene.expected(scene.requests, end - 20 * 60, end)
+
+
+def test_unresolvable_owner_is_a_warning_and_the_others_are_written(scene):
+    scene.kube.put("networking.k8s.io/v1", "ingresses",
+                   world.ingress("blog", "gone", "k8s-blog-gone-1.us-east-1.elb.amazonaws.com"))
+    result = scene.run(scene.clock)
+    warnings = [e["msg"] for e in logs(result) if e["level"] == "warning"]
+    assert any("Ingress blog/gone" in w and "k8s-blog-gone-1.us-east-1.elb.amazonaws.com" in w
+               for w in warnings)
+    assert "lbs_found=3 lbs_resolved=2 unresolved=1 lbs_written=2" in summary(result)
+    assert set(scene.stored("alb_request_count_sum")) == {scene.alb.name}
+
+
+def test_owners_without_hostname_or_of_other_controllers_are_skipped(scene):
+    kube = scene.kube
+    kube.put("networking.k8s.io/v1", "ingressclasses",
+             world.ingress_class("nginx", "k8s.io/ingress-nginx"))
+    kube.put("networking.k8s.io/v1", "ingresses", world.ingress("a", "pending", None))
+    kube.put("networking.k8s.io/v1", "ingresses",
+             world.ingress("a", "nginx", scene.alb.dns_name, class_name="nginx"))
+    kube.put("v1", "services", world.service("a", "clb", scene.nlb.dns_name))  # in-tree classic
+    kube.put("v1", "services", world.service("a", "internal", None, svc_type="ClusterIP"))
+    result = scene.run(scene.clock)
+    assert "lbs_found=2 lbs_resolved=2 unresolved=0" in summary(result)
+    assert not [e for e in logs(result) if e["level"] == "warning"]
+
+
+def test_dry_run_prints_samples_and_writes_nothing(scene):
+    result = scene.run(scene.clock, "--dry-run")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("alb_request_count_sum{")]
+    assert len(lines) == 10
+    assert f'load_balancer_name="{scene.alb.name}"' in lines[0]
+    assert scene.prom.raw("alb_request_count_sum") == {}
+    assert scene.checkpoint() is None
+    assert not [s for s in scene.kube.seen if s.verb in ("create", "update", "patch")]
+
+
+def test_secrets_in_the_remote_write_url_are_not_logged(scene):
+    url = scene.prom.write_url.replace("http://", "http://scraper:s3cr3t-pass@")
+    result = scene.run(scene.clock, remote_write_url=url)
+    assert "s3cr3t-pass" not in result.stderr + result.stdout
+    assert "***@" in result.stderr
+
+
+def _iso(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -1,0 +1,140 @@
+"""The README's demo: one real `lbscrape run` against an embedded world.
+
+moto (server mode) holds three load balancers with 30 minutes of synthetic traffic, a
+fake Kubernetes API holds the Ingresses and Services that own them, and a local
+Prometheus receives the samples. lbscrape runs as a separate process, configured only
+with environment variables, exactly as the CronJob runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+
+from moto.server import ThreadedMotoServer
+
+from tests import world
+from tests.fakekube import FakeKube
+
+REGION = "us-east-1"
+MINUTES = 30
+
+
+def seed_traffic(aws: world.Aws, lb: world.SeededLb, now: int, rng: random.Random,
+                 scale: float) -> None:
+    first = now // 60 * 60 - MINUTES * 60
+    minutes = [first + 60 * i for i in range(MINUTES + 1)]
+    if lb.type == "application":
+        req = {ts: round(scale * (900 + 300 * math.sin(ts / 900)) * rng.uniform(0.9, 1.1))
+               for ts in minutes}
+        aws.put(lb, "RequestCount", req.items())
+        aws.put(lb, "HTTPCode_Target_2XX_Count", [(t, round(n * 0.97)) for t, n in req.items()])
+        aws.put(lb, "HTTPCode_Target_4XX_Count", [(t, round(n * 0.025)) for t, n in req.items()])
+        # 5xx are sparse, as CloudWatch publishes them only when non-zero.
+        aws.put(lb, "HTTPCode_ELB_5XX_Count",
+                [(t, rng.randint(1, 9)) for t in minutes if rng.random() < 0.25])
+        aws.put(lb, "TargetResponseTime",
+                [(t, round(rng.uniform(0.04, 0.09), 4)) for t in minutes])
+        aws.put(lb, "ProcessedBytes", [(t, n * 2_150) for t, n in req.items()])
+        aws.put(lb, "ConsumedLCUs", [(t, round(n / 25_000, 4)) for t, n in req.items()])
+    else:
+        aws.put(lb, "NewFlowCount", [(t, rng.randint(200, 260)) for t in minutes])
+        aws.put(lb, "ActiveFlowCount", [(t, rng.randint(40, 60)) for t in minutes])
+        aws.put(lb, "ProcessedBytes", [(t, rng.randint(3_000_000, 4_000_000)) for t in minutes])
+        aws.put(lb, "TCP_Client_Reset_Count", [(t, rng.randint(0, 3)) for t in minutes])
+
+
+def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    rng = random.Random(42)
+    tmp = tempfile.mkdtemp(prefix="lbscrape-demo-")
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo", "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    os.environ.update(env)
+    kube = FakeKube()
+    kube.start()
+    prom = world.Prometheus().start()
+    try:
+        print(f"demo world: moto {env['AWS_ENDPOINT_URL']}, fake Kubernetes API {kube.url}, "
+              f"Prometheus {prom.url}")
+        aws = world.Aws(REGION)
+        now = int(time.time())
+        storefront = aws.create_lb("k8s-shop-storefro-5c1d8e2a40")
+        api = aws.create_lb("k8s-payments-api-7f3b9c1d22")
+        ledger = aws.create_lb("k8s-payments-ledger-9a8b7c6d5e", "network")
+        for lb, scale in ((storefront, 1.0), (api, 0.4), (ledger, 1.0)):
+            seed_traffic(aws, lb, now, rng, scale)
+        kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
+        kube.put("networking.k8s.io/v1", "ingresses",
+                 world.ingress("shop", "storefront", storefront.dns_name))
+        kube.put("networking.k8s.io/v1", "ingresses",
+                 world.ingress("payments", "api", api.dns_name))
+        kube.put("v1", "services", world.service("payments", "ledger", ledger.dns_name,
+                                                 lb_class="service.k8s.aws/nlb"))
+        kube.put("v1", "services", world.service("shop", "checkout-pending", None,
+                                                 lb_class="service.k8s.aws/nlb"))
+        kubeconfig = kube.write_kubeconfig(os.path.join(tmp, "kubeconfig"))
+
+        run_env = {**os.environ, **env,
+                   "KUBECONFIG": kubeconfig,
+                   "LBSCRAPE_CLUSTER": "demo",
+                   "LBSCRAPE_REMOTE_WRITE_URL": prom.write_url,
+                   "LBSCRAPE_LABEL": "env=demo",
+                   "LBSCRAPE_LOG_FORMAT": "text"}
+        run_env.pop("KUBERNETES_SERVICE_HOST", None)
+        print("\n$ lbscrape run        (configured through LBSCRAPE_* env vars)")
+        proc = subprocess.run([sys.executable, "-m", "lbscrape", "run"], env=run_env)
+        if proc.returncode != 0:
+            print(f"lbscrape run exited {proc.returncode}", file=sys.stderr)
+            return proc.returncode
+        show(prom)
+        cm = kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint") or {}
+        print("\ncheckpoint ConfigMap monitoring/lbscrape-checkpoint:")
+        print("  " + (cm.get("data") or {}).get("checkpoint.json", "(none)").replace("\n", "\n  "))
+        return 0
+    finally:
+        prom.cleanup()
+        kube.stop()
+        moto.stop()
+
+
+def show(prom: world.Prometheus) -> None:
+    metrics = ["alb_request_count_sum", "alb_http_code_elb_5xx_count_sum",
+               "alb_target_response_time_average", "nlb_new_flow_count_sum",
+               "nlb_processed_bytes_sum"]
+    rows = []
+    for name in metrics:
+        for labels, samples in sorted(prom.raw(name).items()):
+            d = dict(labels)
+            owner = d.get("ingress") and f"ingress/{d['ingress']}" or f"service/{d.get('service')}"
+            rows.append((name, d["load_balancer_name"], f"{d.get('namespace')}/{owner}",
+                         str(len(samples)), _hhmm(samples[0][0]), _hhmm(samples[-1][0]),
+                         f"{samples[-1][1]:.10g}"))
+    head = ("metric", "load_balancer_name", "owner", "samples", "first", "last", "last value")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    print("\nWhat landed in Prometheus (raw samples, CloudWatch timestamps, UTC):")
+    for r in [head, *rows]:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print("\nEvery series also carries cluster=\"demo\", region=\"us-east-1\", env=\"demo\" and "
+          "load_balancer=<CloudWatch dimension>.")
+
+
+def _hhmm(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
