@@ -73,6 +73,7 @@ class ConfigMapStore:
     def __init__(self, api: k8s.ApiClient, location: CheckpointLocation) -> None:
         self._core = k8s.CoreV1Api(api)
         self.location = location
+        self._object: k8s.V1ConfigMap | None = None  # as last read, to keep its metadata
 
     def load(self) -> Checkpoint:
         loc = self.location
@@ -85,6 +86,7 @@ class ConfigMapStore:
             raise CheckpointError(f"cannot read checkpoint: {e}") from e
         text = (cm.data or {}).get(DATA_KEY)
         ends = decode(text, str(loc)) if text is not None else {}
+        self._object = cm
         return Checkpoint(ends, cm.metadata.resource_version)
 
     def save(self, base: Checkpoint, updates: Mapping[str, int]) -> Checkpoint:
@@ -93,14 +95,21 @@ class ConfigMapStore:
         current = base
         for _ in range(CAS_ATTEMPTS):
             ends = merge(current.ends, updates)
-            body = k8s.V1ConfigMap(
-                metadata=k8s.V1ObjectMeta(
-                    name=loc.name, namespace=loc.namespace,
-                    resource_version=current.resource_version,
-                    labels={"app.kubernetes.io/managed-by": "lbscrape"},
-                ),
-                data={DATA_KEY: encode(ends)},
-            )
+            stored_cm = self._object
+            if current.resource_version is not None and stored_cm is not None \
+                    and stored_cm.metadata.resource_version == current.resource_version:
+                # Replace keeps labels, annotations and other keys people or kubectl added.
+                body = stored_cm
+                body.data = {**(body.data or {}), DATA_KEY: encode(ends)}
+            else:
+                body = k8s.V1ConfigMap(
+                    metadata=k8s.V1ObjectMeta(
+                        name=loc.name, namespace=loc.namespace,
+                        resource_version=current.resource_version,
+                        labels={"app.kubernetes.io/managed-by": "lbscrape"},
+                    ),
+                    data={DATA_KEY: encode(ends)},
+                )
             try:
                 if current.resource_version is None:
                     stored = call_api(f"create configmap {loc}",

@@ -50,7 +50,8 @@ class _Cli(click.Group):
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as e:
-            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            sub = f" {e.ctx.command.name}" if e.ctx and e.ctx.parent else ""
+            hint = f" (see 'lbscrape{sub} --help')"
             click.echo(f"lbscrape: error: {e.format_message()}{hint}", err=True)
             sys.exit(ExitStatus.USAGE)
         except click.Abort:

@@ -232,3 +232,30 @@ def test_secrets_in_the_remote_write_url_are_not_logged(scene):
 
 def _iso(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def test_checkpoint_update_keeps_labels_annotations_and_other_keys(scene):
+    scene.kube.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "lbscrape-checkpoint", "namespace": "monitoring",
+                     "labels": {"team": "sre"}, "annotations": {"note": "keep me"}},
+        "data": {"README": "managed by lbscrape"}})
+    scene.run(scene.clock)
+    cm = scene.kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint")
+    assert cm["metadata"]["labels"] == {"team": "sre"}
+    assert cm["metadata"]["annotations"] == {"note": "keep me"}
+    assert cm["data"]["README"] == "managed by lbscrape"
+    assert set(json.loads(cm["data"]["checkpoint.json"])["load_balancers"]) == {
+        scene.alb.dimension, scene.nlb.dimension}
+
+
+def test_unparseable_checkpoint_stops_the_run_and_writes_nothing(scene):
+    scene.kube.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "lbscrape-checkpoint", "namespace": "monitoring"},
+        "data": {"checkpoint.json": "{not json"}})
+    result = scene.run(scene.clock, "--log-format", "text", expect=1)
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "monitoring/lbscrape-checkpoint" in errors[0]
+    assert "delete the ConfigMap" in errors[0]
+    assert scene.prom.raw("alb_request_count_sum") == {}
