@@ -87,7 +87,7 @@ class ConfigMapStore:
         text = (cm.data or {}).get(DATA_KEY)
         ends = decode(text, str(loc)) if text is not None else {}
         self._object = cm
-        return Checkpoint(ends, cm.metadata.resource_version)
+        return Checkpoint(ends, _rv(cm))
 
     def save(self, base: Checkpoint, updates: Mapping[str, int]) -> Checkpoint:
         """Store `updates` on top of `base`; returns what was stored."""
@@ -97,7 +97,7 @@ class ConfigMapStore:
             ends = merge(current.ends, updates)
             stored_cm = self._object
             if current.resource_version is not None and stored_cm is not None \
-                    and stored_cm.metadata.resource_version == current.resource_version:
+                    and _rv(stored_cm) == current.resource_version:
                 # Replace keeps labels, annotations and other keys people or kubectl added.
                 body = stored_cm
                 body.data = {**(body.data or {}), DATA_KEY: encode(ends)}
@@ -118,7 +118,7 @@ class ConfigMapStore:
                     stored = call_api(f"update configmap {loc}",
                                       self._core.replace_namespaced_config_map,
                                       loc.name, loc.namespace, body)
-                return Checkpoint(ends, stored.metadata.resource_version)
+                return Checkpoint(ends, _rv(stored))
             except KubeError as e:
                 if e.status != 409:
                     raise CheckpointError(f"cannot store checkpoint: {e}") from e
@@ -128,3 +128,7 @@ class ConfigMapStore:
             f"cannot store checkpoint {loc}: still conflicting after {CAS_ATTEMPTS} attempts; "
             "is another lbscrape writing it in a loop?"
         )
+
+
+def _rv(cm: k8s.V1ConfigMap) -> str | None:
+    return cm.metadata.resource_version if cm.metadata else None

@@ -10,7 +10,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 import botocore.config
@@ -37,6 +38,7 @@ from lbscrape.model import parse_isotime
 
 log = logging.getLogger("lbscrape")
 
+F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
 AWS_RETRIES = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -44,11 +46,13 @@ AWS_RETRIES = botocore.config.Config(retries={"mode": "standard", "max_attempts"
 class _Cli(click.Group):
     """Prints usage errors as one line (`lbscrape: error: ...`) with exit code 2."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, False, **extra)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as e:
             sub = f" {e.ctx.command.name}" if e.ctx and e.ctx.parent else ""
             hint = f" (see 'lbscrape{sub} --help')"
@@ -60,7 +64,7 @@ class _Cli(click.Group):
         sys.exit(int(rv) if isinstance(rv, int) else 0)
 
 
-def _opt(*decls: str, **kwargs: Any) -> Any:
+def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     name = decls[0].lstrip("-").replace("-", "_").upper()
     kwargs.setdefault("show_default", True)
     return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
