@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from kubernetes import client as k8s
@@ -70,8 +71,10 @@ def merge(current: Mapping[str, int], updates: Mapping[str, int]) -> dict[str, i
 
 
 class ConfigMapStore:
-    def __init__(self, api: k8s.ApiClient, location: CheckpointLocation) -> None:
+    def __init__(self, api: k8s.ApiClient, location: CheckpointLocation,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._core = k8s.CoreV1Api(api)
+        self._sleep = sleep
         self.location = location
         self._object: k8s.V1ConfigMap | None = None  # as last read, to keep its metadata
 
@@ -93,6 +96,8 @@ class ConfigMapStore:
         """Store `updates` on top of `base`; returns what was stored."""
         loc = self.location
         current = base
+        backoff = 0.25
+        last: KubeError | None = None
         for _ in range(CAS_ATTEMPTS):
             ends = merge(current.ends, updates)
             stored_cm = self._object
@@ -120,13 +125,20 @@ class ConfigMapStore:
                                       loc.name, loc.namespace, body)
                 return Checkpoint(ends, _rv(stored))
             except KubeError as e:
-                if e.status != 409:
+                last = e
+                if e.status == 409:
+                    log.info("checkpoint %s changed underneath (409); re-reading and merging", loc)
+                    current = self.load()
+                elif e.status is None or e.status >= 500 or e.status == 429:
+                    # The samples are already written: a lost checkpoint means the next run
+                    # repeats the window, which is safe but costly, so try a little harder.
+                    log.info("storing checkpoint %s: %s; retrying", loc, e)
+                    self._sleep(backoff)
+                    backoff *= 2
+                else:
                     raise CheckpointError(f"cannot store checkpoint: {e}") from e
-                log.info("checkpoint %s changed underneath (409); re-reading and merging", loc)
-                current = self.load()
         raise CheckpointError(
-            f"cannot store checkpoint {loc}: still conflicting after {CAS_ATTEMPTS} attempts; "
-            "is another lbscrape writing it in a loop?"
+            f"cannot store checkpoint {loc} after {CAS_ATTEMPTS} attempts: {last}"
         )
 
 

@@ -154,8 +154,9 @@ def test_remote_write_down_keeps_checkpoint_then_fills_every_minute(scene):
 
 def test_checkpoint_store_failure_repeats_the_same_window_with_the_same_values(scene):
     now = scene.clock - 120
-    scene.kube.inject("POST", "/configmaps", 500)
-    scene.run(now, expect=1)  # samples accepted, checkpoint could not be stored
+    scene.kube.inject("POST", "/configmaps", 500, times=5)
+    result = scene.run(now, expect=1)  # samples accepted, checkpoint could not be stored
+    assert "cannot store checkpoint" in result.stderr
     assert scene.checkpoint() is None
     written = scene.stored("alb_request_count_sum")
     result = scene.run(scene.clock)  # repeats the window: same values, nothing doubled
@@ -166,6 +167,14 @@ def test_checkpoint_store_failure_repeats_the_same_window_with_the_same_values(s
     # bisection isolates them, and the new minutes still land.
     rejected = int(summary(result).split("samples_rejected=")[1].split()[0])
     assert rejected > 0
+
+
+def test_transient_checkpoint_store_error_is_retried(scene):
+    scene.kube.inject("POST", "/configmaps", 503, times=1)
+    scene.run(scene.clock)
+    assert scene.checkpoint() is not None
+    assert [s.verb for s in scene.kube.seen if s.resource == "configmaps"] == [
+        "get", "create", "create"]
 
 
 def test_checkpoint_conflict_is_merged(scene):

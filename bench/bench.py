@@ -1,0 +1,79 @@
+"""Figures for the hot paths, printed, not asserted: `.venv/bin/python -m bench.bench`.
+
+1. encode: WriteRequest + snappy for a live-run shape and a backfill shape.
+2. plan_calls: GetMetricData planning for many load balancers.
+3. repeat cost: a crash between write and checkpoint makes the next run re-send its
+   window; Prometheus refuses the old samples and the request is bisected. Measured
+   against a real Prometheus (Debian's), so it needs `scripts/test` to have installed it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lbscrape import remote_write
+from lbscrape.catalog import default_specs
+from lbscrape.cloudwatch import FetchTarget, plan_calls
+from lbscrape.config import RemoteWriteSettings
+from lbscrape.model import Sample, Series, Window
+
+
+def series(n_series: int, n_samples: int, t0: int) -> list[Series]:
+    return [
+        Series(tuple(sorted({"__name__": f"alb_metric_{i % 14}_sum", "cluster": "bench",
+                             "load_balancer": f"app/lb-{i // 14}/0123456789abcdef",
+                             "load_balancer_name": f"lb-{i // 14}", "namespace": "ns",
+                             "ingress": f"ing-{i // 14}", "region": "us-east-1"}.items())),
+               tuple(Sample((t0 + 60 * j) * 1000, float(j % 97)) for j in range(n_samples)))
+        for i in range(n_series)
+    ]
+
+
+def bench_encode() -> None:
+    for n_series, n_samples in ((14_000, 10), (2_000, 500)):
+        data = series(n_series, n_samples, 1_700_000_000)
+        total = n_series * n_samples
+        start = time.perf_counter()
+        body = remote_write.encode(data)
+        took = time.perf_counter() - start
+        print(f"encode {n_series} series x {n_samples} samples: {took:.2f}s, "
+              f"{total / took / 1e3:.0f}k samples/s, {len(body) / total:.1f} B/sample")
+
+
+def bench_plan() -> None:
+    specs = default_specs("application")
+    targets = [FetchTarget(f"lb{i}", (("LoadBalancer", f"app/lb{i}/x"),),
+                           Window(0, 600, 60), specs) for i in range(2_000)]
+    start = time.perf_counter()
+    calls = plan_calls(targets)
+    took = time.perf_counter() - start
+    print(f"plan_calls 2000 ALBs x 14 metrics, 10-minute window: {len(calls)} calls, "
+          f"{sum(len(c.queries) for c in calls)} metrics, {took * 1000:.0f} ms")
+
+
+def bench_repeat() -> None:
+    from tests.world import Prometheus
+
+    prom = Prometheus().start()
+    try:
+        client = remote_write.Client(RemoteWriteSettings(prom.write_url))
+        t0 = int(time.time()) // 60 * 60 - 1200
+        for n_lbs in (1, 10):
+            data = [Series(tuple(sorted({**dict(s.labels), "run": str(n_lbs)}.items())), s.samples)
+                    for s in series(14 * n_lbs, 10, t0)]
+            remote_write.write_bisecting(client, data)
+            before = client.requests
+            start = time.perf_counter()
+            rejected = remote_write.write_bisecting(client, data)
+            took = time.perf_counter() - start
+            print(f"repeat of a written 10-minute window, {n_lbs} ALB(s), "
+                  f"{remote_write.count(data)} samples: {client.requests - before} requests, "
+                  f"{len(rejected)} refused, {took:.2f}s")
+    finally:
+        prom.cleanup()
+
+
+if __name__ == "__main__":
+    bench_encode()
+    bench_plan()
+    bench_repeat()
