@@ -48,7 +48,7 @@ def decode(text: str, where: str) -> dict[str, int]:
     try:
         doc = json.loads(text)
         version = doc.get("format")
-        if version != FORMAT:
+        if type(version) is not int or version != FORMAT:
             raise CheckpointError(
                 f"checkpoint ConfigMap {where}: format {version!r} is not known to this "
                 f"lbscrape (expects {FORMAT}); upgrade lbscrape, or {reset}"

@@ -129,8 +129,13 @@ def parse_labels(texts: tuple[str, ...], option: str = "--label") -> tuple[tuple
 
 
 def parse_remote_write_url(text: str) -> str:
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text.strip())
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        ok = False
+    if not ok:
         raise ConfigError(
             f"--remote-write-url: {redact_url(text)!r} is not an http(s) URL; give the full "
             "endpoint, e.g. http://prometheus:9090/api/v1/write"
@@ -138,13 +143,17 @@ def parse_remote_write_url(text: str) -> str:
     return text.strip()
 
 
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
 def parse_configmap_ref(text: str) -> CheckpointLocation:
     ns, sep, name = text.partition("/")
-    name_re = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    if not sep or not name_re.match(ns) or not name_re.match(name) or "/" in name:
+    if not sep or not _DNS_LABEL.match(ns) or not _DNS_SUBDOMAIN.match(name):
         raise ConfigError(
-            f"--checkpoint-configmap: {text!r} is not NAMESPACE/NAME "
-            "(lowercase letters, digits, '-' and '.'), e.g. monitoring/lbscrape-checkpoint"
+            f"--checkpoint-configmap: {text!r} is not NAMESPACE/NAME (a namespace of lowercase "
+            "letters, digits and '-'; a name that may also have '.'), "
+            "e.g. monitoring/lbscrape-checkpoint"
         )
     return CheckpointLocation(ns, name)
 
@@ -155,9 +164,7 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
-    if parts.username is None and parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written: keeps [IPv6] brackets and the port
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))

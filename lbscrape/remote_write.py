@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import http.client
 import logging
 import random
 import ssl
@@ -119,8 +120,9 @@ class Client:
                 f"remote write to {redact_url(s.url)} rejected: HTTP {e.code}: {text}",
                 status=e.code, retryable=False,
             ) from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            # HTTPException: not an HTTP server, or a response cut short.
+            reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
             raise _Retry(f"connection error: {reason}", None, None) from None
 
 
@@ -248,7 +250,7 @@ def plan_requests(batches: Sequence[LbBatch], max_samples: int) -> list[tuple[Pi
 
 
 def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
-    """Send requests in order. After an endpoint failure nothing more is sent: the
+    """Send requests in order. After a failed request nothing more is sent: the
     remaining LBs keep their checkpoints and the next run repeats them."""
     out = Delivery()
     down: str | None = None
@@ -264,10 +266,11 @@ def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
         try:
             rejected = write_bisecting(client, series)
         except RemoteWriteError as e:
+            # Retries are exhausted, or the endpoint refuses us (401, 403, 404...): later
+            # requests would meet the same, so they are not sent.
             for p in live:
                 out.failed[p.lb_key] = str(e)
-            if e.retryable:
-                down = f"not sent: {e}"
+            down = f"not sent: {e}"
             continue
         out.rejected.extend(rejected)
         out.samples_written += count(series) - len(rejected)
