@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import click
 from botocore.exceptions import BotoCoreError
 
 from lbscrape import __version__, logs, pipeline, remote_write
+from lbscrape.budget import Budget
 from lbscrape.checkpoint import ConfigMapStore
 from lbscrape.config import (
     CheckpointLocation,
@@ -39,8 +41,11 @@ from lbscrape.model import parse_isotime
 log = logging.getLogger("lbscrape")
 
 F = TypeVar("F", bound=Callable[..., Any])
+SIGTERM_GRACE = 5
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
-AWS_RETRIES = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5})
+# Standard retry mode: exponential backoff with jitter on throttles, 5xx and timeouts.
+AWS_CONFIG = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5},
+                                    connect_timeout=5, read_timeout=20)
 
 
 class _Cli(click.Group):
@@ -94,6 +99,9 @@ def cli() -> None:
 @_opt("--remote-write-timeout", default="10s", help="Timeout of one remote-write request.")
 @_opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
       help="Retries of a request on 5xx, 429 and connection errors.")
+@_opt("--deadline", default="50s",
+      help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
+           "interval and the Job's activeDeadlineSeconds.")
 @_opt("--dry-run", is_flag=True, default=False,
       help="Discover, resolve and fetch, print the samples; write nothing, move no checkpoint.")
 @_opt("--kubeconfig", default=None, help="Kubeconfig file (default: in-cluster, else KUBECONFIG "
@@ -106,8 +114,8 @@ def cli() -> None:
 def run(cluster: str, region: str | None, remote_write_url: str | None,
         checkpoint_configmap: str | None, settle_delay: str, period: str, initial_lookback: str,
         max_catchup: str, labels: tuple[str, ...], remote_write_timeout: str,
-        remote_write_retries: int, dry_run: bool, kubeconfig: str | None, context: str | None,
-        log_format: str | None, now: str | None) -> int:
+        remote_write_retries: int, deadline: str, dry_run: bool, kubeconfig: str | None,
+        context: str | None, log_format: str | None, now: str | None) -> int:
     """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
 
     \b
@@ -125,6 +133,9 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             max_catchup=parse_duration(max_catchup, "--max-catchup"),
         ))
         static_labels = parse_labels(labels)
+        deadline_s = parse_duration(deadline, "--deadline")
+        if deadline_s <= 0:
+            raise ConfigError("--deadline: must be positive (default 50s)")
         if not cluster.strip():
             raise ConfigError("--cluster: must not be empty")
         rw = None
@@ -155,20 +166,30 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         click.echo(f"lbscrape: error: {e}", err=True)
         return ExitStatus.USAGE
 
-    log.info("lbscrape %s starting%s: %s", __version__, " (DRY-RUN)" if dry_run else "",
-             _describe(cfg))
+    log.info("lbscrape %s starting%s: %s deadline=%ds", __version__,
+             " (DRY-RUN)" if dry_run else "", _describe(cfg), deadline_s)
+    budget = Budget(deadline_s)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        log.warning("SIGTERM: no more fetching; writing what was fetched and storing "
+                    "checkpoints within %ds", SIGTERM_GRACE)
+        budget.stop("stopped by SIGTERM", SIGTERM_GRACE)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         clients = pipeline.Clients(
             kube=kube,
-            elbv2=session.client("elbv2", config=AWS_RETRIES),
-            cloudwatch=session.client("cloudwatch", config=AWS_RETRIES),
+            elbv2=session.client("elbv2", config=AWS_CONFIG),
+            cloudwatch=session.client("cloudwatch", config=AWS_CONFIG),
             store=ConfigMapStore(kube, cfg.checkpoint),
-            writer=remote_write.Client(rw) if rw and not dry_run else None,
+            writer=remote_write.Client(rw, budget=budget) if rw and not dry_run else None,
         )
-        result = pipeline.run(cfg, clients, at, emit=click.echo)
+        result = pipeline.run(cfg, clients, at, emit=click.echo, budget=budget)
     except (LbscrapeError, BotoCoreError) as e:
         log.error("run failed: %s", e)
         return ExitStatus.ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return result.status
 
 

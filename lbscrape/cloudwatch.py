@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from lbscrape.budget import Budget, unlimited
 from lbscrape.errors import AwsError
 from lbscrape.model import MetricSpec, Sample, Window, isotime
 
@@ -127,14 +128,21 @@ class FetchResult:
     metrics_requested: int = 0
 
 
-def fetch(client: CloudWatchClient, calls: Sequence[Call]) -> FetchResult:
+def fetch(client: CloudWatchClient, calls: Sequence[Call], budget: Budget | None = None
+          ) -> FetchResult:
+    budget = budget or unlimited()
     result = FetchResult()
     for call in calls:
-        _fetch_call(client, call, result)
+        if budget.stopping:
+            for q in call.queries:
+                result.failed.setdefault(q.lb_key, f"not fetched: {budget.reason}")
+            continue
+        _fetch_call(client, call, result, budget)
     return result
 
 
-def _fetch_call(client: CloudWatchClient, call: Call, result: FetchResult) -> None:
+def _fetch_call(client: CloudWatchClient, call: Call, result: FetchResult, budget: Budget
+                ) -> None:
     by_id = {q.id: q for q in call.queries}
     points: dict[str, dict[int, float]] = {q.id: {} for q in call.queries}
     status: dict[str, str] = {}
@@ -142,6 +150,9 @@ def _fetch_call(client: CloudWatchClient, call: Call, result: FetchResult) -> No
     token = None
     while True:
         if token:
+            if budget.stopping:
+                _fail_all(call, result, f"not fetched: {budget.reason}")
+                return
             request["NextToken"] = token
         result.calls += 1
         result.metrics_requested += len(call.queries)

@@ -17,6 +17,7 @@ from lbscrape.errors import ConfigError, KubeError
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 T = TypeVar("T")
+REQUEST_TIMEOUT = (5, 20)  # connect, read seconds: a hung API server must not hang the run
 
 
 def make_api_client(kubeconfig: str | None, context: str | None) -> tuple[k8s.ApiClient, str]:
@@ -51,6 +52,7 @@ def make_api_client(kubeconfig: str | None, context: str | None) -> tuple[k8s.Ap
 
 def call_api(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call a kubernetes client method; turn its failures into a one-line KubeError."""
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     try:
         return fn(*args, **kwargs)
     except ApiException as e:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from kubernetes import client as k8s
 
 from lbscrape import cloudwatch, remote_write
+from lbscrape.budget import Budget
 from lbscrape.catalog import default_specs
 from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
@@ -57,7 +58,7 @@ class RunResult:
 
 
 def run(cfg: RunConfig, clients: Clients, now: int,
-        emit: Callable[[str], Any] = print) -> RunResult:
+        emit: Callable[[str], Any] = print, budget: Budget | None = None) -> RunResult:
     started = time.monotonic()
     result = RunResult()
     c = result.counters
@@ -80,7 +81,7 @@ def run(cfg: RunConfig, clients: Clients, now: int,
                                default_specs(lb.type))
         for lb in lbs
     ]
-    fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(targets))
+    fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(targets), budget)
     c.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
 
     wall_now_ms = int(time.time() * 1000)

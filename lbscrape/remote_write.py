@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import snappy
 
 from lbscrape import __version__
+from lbscrape.budget import Budget, unlimited
 from lbscrape.config import RemoteWriteSettings, redact_url
 from lbscrape.errors import RemoteWriteError
 from lbscrape.model import Labels, Series
@@ -55,10 +56,11 @@ def encode(series: Sequence[Series]) -> bytes:
 class Client:
     """POSTs encoded bodies to one endpoint with the retry policy above."""
 
-    def __init__(self, settings: RemoteWriteSettings, *,
+    def __init__(self, settings: RemoteWriteSettings, *, budget: Budget | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  jitter: Callable[[], float] = random.random) -> None:
         self.settings = settings
+        self.budget = budget or unlimited()
         self._sleep = sleep
         self._jitter = jitter
         self._ssl = ssl.create_default_context()
@@ -83,15 +85,15 @@ class Client:
             try:
                 return self._post_once(body)
             except _Retry as r:
-                if attempt == s.retries:
-                    raise RemoteWriteError(
-                        f"remote write to {redact_url(s.url)} failed after {attempt + 1} "
-                        f"attempts: {r.reason}", status=r.status, retryable=True
-                    ) from None
                 delay = s.backoff * 2**attempt * (0.5 + self._jitter())
                 if r.retry_after is not None:
                     delay = max(delay, r.retry_after)
                 delay = min(delay, MAX_RETRY_DELAY)
+                if attempt == s.retries or delay >= self.budget.remaining():
+                    raise RemoteWriteError(
+                        f"remote write to {redact_url(s.url)} failed after {attempt + 1} "
+                        f"attempts: {r.reason}", status=r.status, retryable=True
+                    ) from None
                 log.info("remote write: %s; retrying in %.1fs", r.reason, delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")
@@ -109,7 +111,8 @@ class Client:
         req = urllib.request.Request(self._url, data=body, method="POST", headers=headers)
         self.requests += 1
         try:
-            with urllib.request.urlopen(req, timeout=s.timeout, context=self._ssl) as resp:
+            timeout = max(1.0, min(s.timeout, self.budget.remaining()))
+            with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as resp:
                 resp.read()
         except urllib.error.HTTPError as e:
             text = _body_text(e)
@@ -258,6 +261,8 @@ def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
         live = [p for p in pieces if p.lb_key not in out.failed]
         if not live:
             continue
+        if client.budget.expired and not down:
+            down = f"not sent: {client.budget.reason}"
         if down:
             for p in live:
                 out.failed[p.lb_key] = down
