@@ -3,7 +3,7 @@
 1. encode: WriteRequest + snappy for a live-run shape and a backfill shape.
 2. plan_calls: GetMetricData planning for many load balancers.
 3. repeat cost: a crash between write and checkpoint makes the next run re-send its
-   window; Prometheus refuses the old samples and the request is bisected. Measured
+   window; Prometheus refuses the old samples and the LB is re-sent minute by minute. Measured
    against a real Prometheus (Debian's), so it needs `scripts/test` to have installed it.
 """
 
@@ -57,18 +57,21 @@ def bench_repeat() -> None:
     prom = Prometheus().start()
     try:
         client = remote_write.Client(RemoteWriteSettings(prom.write_url))
-        t0 = int(time.time()) // 60 * 60 - 1200
-        for n_lbs in (1, 10):
-            data = [Series(tuple(sorted({**dict(s.labels), "run": str(n_lbs)}.items())), s.samples)
-                    for s in series(14 * n_lbs, 10, t0)]
-            remote_write.write_bisecting(client, data)
+        t0 = int(time.time()) // 60 * 60 - 1800
+        for n_lbs, minutes in ((1, 10), (10, 10), (50, 30)):
+            data = [Series(tuple(sorted({**dict(s.labels), "run": f"{n_lbs}x{minutes}"}.items())),
+                           s.samples) for s in series(14 * n_lbs, minutes, t0)]
+            batches = [remote_write.LbBatch(f"lb{i}", tuple(data[14 * i:14 * i + 14]),
+                                            t0 + 60 * minutes) for i in range(n_lbs)]
+            requests = remote_write.plan_requests(batches, 20_000)
+            remote_write.deliver(client, requests)
             before = client.requests
             start = time.perf_counter()
-            rejected = remote_write.write_bisecting(client, data)
+            out = remote_write.deliver(client, requests)  # the repeat after a crash
             took = time.perf_counter() - start
-            print(f"repeat of a written 10-minute window, {n_lbs} ALB(s), "
+            print(f"repeat of a written {minutes}-minute window, {n_lbs} ALB(s), "
                   f"{remote_write.count(data)} samples: {client.requests - before} requests, "
-                  f"{len(rejected)} refused, {took:.2f}s")
+                  f"{len(out.rejected)} refused, {len(out.failed)} failed, {took:.2f}s")
     finally:
         prom.cleanup()
 

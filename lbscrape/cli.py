@@ -44,8 +44,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 SIGTERM_GRACE = 5
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
 # Standard retry mode: exponential backoff with jitter on throttles, 5xx and timeouts.
-AWS_CONFIG = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5},
-                                    connect_timeout=5, read_timeout=20)
+AWS_CONFIG = botocore.config.Config(retries={"mode": "standard", "max_attempts": 4},
+                                    connect_timeout=5, read_timeout=10)
 
 
 class _Cli(click.Group):
@@ -168,14 +168,12 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
 
     log.info("lbscrape %s starting%s: %s deadline=%ds", __version__,
              " (DRY-RUN)" if dry_run else "", _describe(cfg), deadline_s)
+    oldest = window.settle_delay + window.period + window.max_catchup
+    if oldest > 3600:
+        log.warning("samples may be up to %dm old (settle delay + period + max catch-up); a "
+                    "live Prometheus refuses samples more than about 1h older than its newest "
+                    "unless its out_of_order_time_window allows them", oldest // 60)
     budget = Budget(deadline_s)
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        log.warning("SIGTERM: no more fetching; writing what was fetched and storing "
-                    "checkpoints within %ds", SIGTERM_GRACE)
-        budget.stop("stopped by SIGTERM", SIGTERM_GRACE)
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         clients = pipeline.Clients(
             kube=kube,
@@ -184,10 +182,20 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             store=ConfigMapStore(kube, cfg.checkpoint),
             writer=remote_write.Client(rw, budget=budget) if rw and not dry_run else None,
         )
-        result = pipeline.run(cfg, clients, at, emit=click.echo, budget=budget)
     except (LbscrapeError, BotoCoreError) as e:
         log.error("run failed: %s", e)
         return ExitStatus.ERROR
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        log.warning("SIGTERM: no more fetching; writing what was fetched and storing "
+                    "checkpoints within %ds", SIGTERM_GRACE)
+        budget.stop("stopped by SIGTERM", SIGTERM_GRACE)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        result = pipeline.run(cfg, clients, at, emit=click.echo, budget=budget)
+    except (LbscrapeError, BotoCoreError):
+        return ExitStatus.ERROR  # pipeline.run's summary line named it
     finally:
         signal.signal(signal.SIGTERM, previous)
     return result.status

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from lbscrape.errors import ConfigError
 
@@ -18,6 +18,7 @@ CONTRACT_LABELS = frozenset(
      "ingress", "service"}
 )
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@")
 _DURATION_RE = re.compile(r"(\d+)([a-z]*)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -129,12 +130,19 @@ def parse_labels(texts: tuple[str, ...], option: str = "--label") -> tuple[tuple
 
 
 def parse_remote_write_url(text: str) -> str:
+    netloc = ""
     try:
         parts = urlsplit(text.strip())
+        netloc = parts.netloc
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
         parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
     except ValueError:
         ok = False
+    if "@" in text and "@" not in netloc:
+        raise ConfigError(
+            f"--remote-write-url: {redact_url(text)!r}: the user or password has a character "
+            "that must be percent-encoded ('/' as %2F, '?' as %3F, '#' as %23, '@' as %40)"
+        )
     if not ok:
         raise ConfigError(
             f"--remote-write-url: {redact_url(text)!r} is not an http(s) URL; give the full "
@@ -159,12 +167,10 @@ def parse_configmap_ref(text: str) -> CheckpointLocation:
 
 
 def redact_url(url: str) -> str:
-    """Hide userinfo (user:password@) so a URL can be logged."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]  # as written: keeps [IPv6] brackets and the port
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    """Hide userinfo (user:password@) so a URL can be logged.
+
+    Works on the raw text up to the last '@': a password with an unescaped '/', '?' or
+    '#' fools URL parsers, and hiding too much is harmless where hiding too little is not.
+    """
+    m = _USERINFO.match(url)
+    return f"{m.group(1)}***@{url[m.end():]}" if m else url

@@ -43,11 +43,17 @@ class CheckpointError(LbscrapeError):
 class RemoteWriteError(LbscrapeError):
     """A remote-write request failed.
 
-    `retryable` says whether sending the same request later may succeed (5xx, 429,
-    connection trouble) or not (other 4xx).
+    `retryable`: the endpoint was unavailable (5xx, 429, connection trouble) and may
+    accept the same request later. `sample`: the endpoint refused the request because of
+    some of its samples (400 and friends), so the rest may be written without them.
+    `stale`: the refusal says the samples are older than, or conflict with, what the
+    series already holds (typically already written by an interrupted run).
     """
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
+                 sample: bool = False, stale: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.sample = sample
+        self.stale = stale

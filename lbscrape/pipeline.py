@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,9 +22,9 @@ from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
 from lbscrape.discovery import discover
 from lbscrape.errors import ExitStatus
-from lbscrape.model import LoadBalancer, Series, isotime
+from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, isotime
 from lbscrape.resolve import ElbClient, describe_all, resolve
-from lbscrape.series import build_series, lb_labels
+from lbscrape.series import build_series, exposition, lb_labels, selector
 from lbscrape.window import WindowPlan, plan_window
 
 log = logging.getLogger(__name__)
@@ -59,14 +59,27 @@ class RunResult:
 
 def run(cfg: RunConfig, clients: Clients, now: int,
         emit: Callable[[str], Any] = print, budget: Budget | None = None) -> RunResult:
+    """One cycle. Always ends with one summary log line, also when a stage raises."""
     started = time.monotonic()
     result = RunResult()
-    c = result.counters
+    try:
+        _run(cfg, clients, now, emit, budget, result)
+    except Exception as e:
+        _summary(result, started, dry_run=cfg.dry_run, error=e)
+        raise
+    _summary(result, started, dry_run=cfg.dry_run)
+    return result
 
+
+def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
+         budget: Budget | None, result: RunResult) -> None:
+    c = result.counters
     owners = discover(clients.kube)
     resolution = resolve(owners, describe_all(clients.elbv2))
     lbs = resolution.load_balancers
-    c.update(lbs_found=len(owners), lbs_resolved=len(lbs), unresolved=len(resolution.unresolved))
+    hostnames = {h.lower().rstrip(".") for o in owners for h in o.hostnames}
+    c.update(owners=len(owners), lbs_found=len(hostnames), lbs_resolved=len(lbs),
+             unresolved=len(resolution.unresolved))
     for u in resolution.unresolved:
         log.warning("%s: no load balancer in %s has DNS name %s; skipped this run",
                     u.owner, cfg.region, u.hostname)
@@ -85,12 +98,15 @@ def run(cfg: RunConfig, clients: Clients, now: int,
     c.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
 
     wall_now_ms = int(time.time() * 1000)
+    by_lb: dict[str, dict[MetricSpec, list[Sample]]] = defaultdict(dict)
+    for (key, spec), pts in fetched.samples.items():
+        by_lb[key][spec] = pts
     batches = []
     for lb in lbs:
         if lb.key in fetched.failed:
             result.failed[lb.name] = fetched.failed[lb.key]
             continue
-        data = {spec: pts for (key, spec), pts in fetched.samples.items() if key == lb.key}
+        data = by_lb.get(lb.key, {})
         series = _drop_future(build_series(lb, data, lb_labels(lb, cfg.cluster, cfg.region,
                                                                 cfg.static_labels)), wall_now_ms)
         batches.append(remote_write.LbBatch(lb.key, tuple(series), plans[lb.key].window.end))
@@ -101,8 +117,7 @@ def run(cfg: RunConfig, clients: Clients, now: int,
                 for line in exposition(s):
                     emit(line)
         c.update(samples_would_write=sum(remote_write.count(b.series) for b in batches))
-        _summary(result, started, dry_run=True)
-        return result
+        return
 
     settings = clients.writer.settings
     delivery = remote_write.deliver(
@@ -110,9 +125,7 @@ def run(cfg: RunConfig, clients: Clients, now: int,
     )
     c.update(samples_written=delivery.samples_written, samples_rejected=len(delivery.rejected),
              remote_write_requests=clients.writer.requests)
-    for r in delivery.rejected:
-        log.warning("remote write rejected sample %s @ %s: %s",
-                    _selector(r.labels), isotime(r.timestamp_ms // 1000), r.reason)
+    _report_rejected(delivery.rejected)
 
     by_key = {lb.key: lb for lb in lbs}
     updates = {}
@@ -125,8 +138,6 @@ def run(cfg: RunConfig, clients: Clients, now: int,
         result.failed[by_key[key].name] = reason
     if updates:
         clients.store.save(checkpoint, updates)
-    _summary(result, started, dry_run=False)
-    return result
 
 
 def _warn_plan(lb: LoadBalancer, plan: WindowPlan) -> None:
@@ -151,22 +162,40 @@ def _drop_future(series: list[Series], wall_now_ms: int) -> list[Series]:
         kept = tuple(x for x in s.samples if x.timestamp_ms <= wall_now_ms)
         if len(kept) != len(s.samples):
             log.warning("dropped %d samples of %s stamped in the future",
-                        len(s.samples) - len(kept), _selector(s.labels))
+                        len(s.samples) - len(kept), selector(s.labels))
         if kept:
             out.append(Series(s.labels, kept))
     return out
 
 
-def _summary(result: RunResult, started: float, *, dry_run: bool) -> None:
+def _report_rejected(rejected: list[remote_write.Rejected]) -> None:
+    """One line per load balancer and reason, not one per sample."""
+    groups: dict[tuple[str, str], list[remote_write.Rejected]] = defaultdict(list)
+    for r in rejected:
+        groups[(dict(r.labels).get("load_balancer_name", "?"), r.reason)].append(r)
+    for (name, reason), rs in sorted(groups.items()):
+        ts = sorted(r.timestamp_ms // 1000 for r in rs)
+        log.warning(
+            "remote write refused %d samples of load balancer %s (%d series, %s..%s): %s; "
+            "e.g. %s%s", len(rs), name, len({r.labels for r in rs}), isotime(ts[0]),
+            isotime(ts[-1]), reason, selector(rs[0].labels),
+            " (refused as older than what Prometheus holds: usually samples an interrupted "
+            "run already wrote)" if remote_write.is_stale_reason(reason) else "")
+
+
+def _summary(result: RunResult, started: float, *, dry_run: bool,
+             error: BaseException | None = None) -> None:
     c = result.counters
-    keys = ["lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
+    keys = ["owners", "lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
             "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests"]
     if dry_run:
         keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
                                               "remote_write_requests")] + ["samples_would_write"]
     stats = " ".join(f"{k}={c[k]}" for k in keys)
     duration = f"duration={time.monotonic() - started:.2f}s"
-    if result.failed:
+    if error is not None:
+        log.error("run aborted %s %s: %s", stats, duration, error)
+    elif result.failed:
         failed = "; ".join(f"{name}: {why}" for name, why in sorted(result.failed.items()))
         log.error("run %s %s lbs_failed=%d %s failed: %s",
                   "finished (dry run)" if dry_run else "finished", stats, len(result.failed),
@@ -174,19 +203,3 @@ def _summary(result: RunResult, started: float, *, dry_run: bool) -> None:
     else:
         log.info("run %s %s lbs_failed=0 %s",
                  "finished (dry run)" if dry_run else "finished", stats, duration)
-
-
-def _selector(labels: tuple[tuple[str, str], ...]) -> str:
-    d = dict(labels)
-    name = d.pop("__name__", "")
-    return name + "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(d.items())) + "}"
-
-
-def _escape(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def exposition(s: Series) -> list[str]:
-    """Prometheus text lines with millisecond timestamps, as --dry-run prints them."""
-    sel = _selector(s.labels)
-    return [f"{sel} {x.value!r} {x.timestamp_ms}" for x in s.samples]

@@ -1,11 +1,17 @@
-"""Prometheus remote write 1.0: pack series into bounded requests, send, retry, bisect.
+"""Prometheus remote write 1.0: pack series into bounded requests, send, retry, recover.
 
 What a receiver does shapes this module (see shared/reference/remote-write.md):
 - a request is all-or-nothing: one out-of-order, out-of-bounds or conflicting sample
-  rejects all of it with 400, so a 400 is split in halves until the rejected samples are
-  isolated and the rest is written;
+  rejects all of it with 400. The usual cause is a repeated window (an interrupted run
+  wrote it, its checkpoint did not move), so a refused request is re-sent per load
+  balancer, oldest minute first: a minute refused as already written is skipped whole,
+  any other refused minute is split in halves until the bad samples are isolated, and
+  the rest goes in one request as soon as a minute is accepted. Progress is kept per
+  minute, so even a slow recovery moves the checkpoint forward;
 - 5xx, 429 and connection errors are retried with capped exponential backoff and
-  jitter, honouring Retry-After; other 4xx are never retried;
+  jitter, honouring Retry-After; other 4xx are never retried. Prometheus 2.42 answers
+  some per-sample refusals with 500 ("too old sample"); those are recognised by their
+  text and treated as refusals, not outages;
 - an LB's samples are sent oldest first, and an LB too big for one request is cut into
   time slices, so an accepted prefix is a safe checkpoint and nothing is sent after a
   slice that failed (that would make the failed slice out of order forever).
@@ -38,7 +44,19 @@ from lbscrape.prompb import WriteRequest
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 30.0
-SPLITTABLE = frozenset({400, 413})
+# Statuses that refuse a request because of some of its samples.
+SAMPLE_STATUSES = frozenset({400, 409, 413, 422})
+# How receivers say a sample is older than, or conflicts with, what the series holds
+# (Prometheus, Mimir/Cortex/AMP, Thanos). Read only to classify; logged as received.
+STALE_REASONS = ("out of order sample", "out of bounds", "duplicate sample for timestamp",
+                 "too old sample", "sample-out-of-order", "sample-timestamp-too-old",
+                 "sample-duplicate-timestamp", "sample timestamp out of order",
+                 "sample too old", "conflict")
+
+
+def is_stale_reason(text: str) -> bool:
+    low = text.lower()
+    return any(r in low for r in STALE_REASONS)
 
 
 def encode(series: Sequence[Series]) -> bytes:
@@ -116,12 +134,16 @@ class Client:
                 resp.read()
         except urllib.error.HTTPError as e:
             text = _body_text(e)
+            stale = is_stale_reason(text)
+            if e.code in SAMPLE_STATUSES or (e.code >= 500 and stale):
+                raise RemoteWriteError(f"HTTP {e.code}: {text}", status=e.code, sample=True,
+                                       stale=stale) from None
             if e.code == 429 or e.code >= 500:
                 raise _Retry(f"HTTP {e.code}: {text}", e.code,
                              _retry_after(e.headers.get("Retry-After"))) from None
             raise RemoteWriteError(
-                f"remote write to {redact_url(s.url)} rejected: HTTP {e.code}: {text}",
-                status=e.code, retryable=False,
+                f"remote write to {redact_url(s.url)} refused: HTTP {e.code}: {text}",
+                status=e.code,
             ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             # HTTPException: not an HTTP server, or a response cut short.
@@ -253,8 +275,9 @@ def plan_requests(batches: Sequence[LbBatch], max_samples: int) -> list[tuple[Pi
 
 
 def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
-    """Send requests in order. After a failed request nothing more is sent: the
-    remaining LBs keep their checkpoints and the next run repeats them."""
+    """Send requests in order. After the endpoint fails (down, refusing us, or out of
+    time) nothing more is sent: the remaining LBs keep their checkpoints and the next
+    run repeats them."""
     out = Delivery()
     down: str | None = None
     for pieces in requests:
@@ -269,34 +292,104 @@ def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
             continue
         series = [s for p in live for s in p.series]
         try:
-            rejected = write_bisecting(client, series)
+            if series:
+                client.post(encode(series))
         except RemoteWriteError as e:
-            # Retries are exhausted, or the endpoint refuses us (401, 403, 404...): later
-            # requests would meet the same, so they are not sent.
-            for p in live:
-                out.failed[p.lb_key] = str(e)
-            down = f"not sent: {e}"
+            if not e.sample:
+                down = _fail(out, live, e)
+                continue
+            for i, p in enumerate(live):
+                down = _deliver_by_minute(client, p, out)
+                if down:
+                    for rest in live[i + 1:]:
+                        out.failed[rest.lb_key] = down
+                    break
             continue
-        out.rejected.extend(rejected)
-        out.samples_written += count(series) - len(rejected)
+        out.samples_written += count(series)
         for p in live:
             out.through[p.lb_key] = p.through
     return out
 
 
-def write_bisecting(client: Client, series: Sequence[Series]) -> list[Rejected]:
-    """Write `series`; on 400/413 split in halves until the rejected samples are isolated.
+def _fail(out: Delivery, pieces: Sequence[Piece], e: RemoteWriteError) -> str:
+    for p in pieces:
+        out.failed[p.lb_key] = str(e)
+    return f"not sent: {e}"
 
-    A rejected sample is permanent (Prometheus will refuse it again), so it is returned
-    for reporting rather than retried.
-    """
+
+def _deliver_by_minute(client: Client, piece: Piece, out: Delivery) -> str | None:
+    """Write one LB's piece after its request was refused; returns a reason to stop
+    sending if the endpoint itself failed. Moves out.through as minutes are done."""
+    minutes = sorted({x.timestamp_ms for s in piece.series for x in s.samples})
+    try_rest = False  # the whole piece was just refused
+    for i, ts in enumerate(minutes):
+        nxt = minutes[i + 1] if i + 1 < len(minutes) else None
+        if client.budget.expired:
+            out.failed[piece.lb_key] = f"not sent: {client.budget.reason}"
+            return out.failed[piece.lb_key]
+        try:
+            if try_rest:
+                rest = _between(piece.series, ts, None)
+                try:
+                    client.post(encode(rest))
+                    out.samples_written += count(rest)
+                    out.through[piece.lb_key] = piece.through
+                    return None
+                except RemoteWriteError as e:
+                    if not e.sample:
+                        raise
+            unit = _between(piece.series, ts, nxt)
+            try:
+                client.post(encode(unit))
+                out.samples_written += count(unit)
+                try_rest = True
+            except RemoteWriteError as e:
+                if not e.sample:
+                    raise
+                if e.stale:  # already written (or older than what is): skip the minute
+                    out.rejected.extend(Rejected(s.labels, x.timestamp_ms, str(e))
+                                        for s in unit for x in s.samples)
+                    try_rest = False
+                else:
+                    rejected = write_bisecting(client, unit)
+                    if len(rejected) == count(unit):
+                        raise RemoteWriteError(
+                            f"remote write to {redact_url(client.settings.url)} refused "
+                            f"every sample: {e}", status=e.status) from None
+                    out.rejected.extend(rejected)
+                    out.samples_written += count(unit) - len(rejected)
+                    try_rest = True
+        except RemoteWriteError as e:
+            out.failed[piece.lb_key] = str(e)
+            return f"not sent: {e}"
+        out.through[piece.lb_key] = nxt // 1000 if nxt is not None else piece.through
+    out.through[piece.lb_key] = piece.through
+    return None
+
+
+def _between(series: Sequence[Series], lo: int, hi: int | None) -> list[Series]:
+    out = []
+    for s in series:
+        kept = tuple(x for x in s.samples if x.timestamp_ms >= lo and (hi is None or
+                                                                        x.timestamp_ms < hi))
+        if kept:
+            out.append(Series(s.labels, kept))
+    return out
+
+
+def write_bisecting(client: Client, series: Sequence[Series]) -> list[Rejected]:
+    """Write `series`; on a per-sample refusal split in halves until the refused samples
+    are isolated. A refused sample is permanent (the receiver will refuse it again), so
+    it is returned for reporting rather than retried."""
     if not series:
         return []
+    if client.budget.expired:
+        raise RemoteWriteError(f"not sent: {client.budget.reason}")
     try:
         client.post(encode(series))
         return []
     except RemoteWriteError as e:
-        if e.status not in SPLITTABLE:
+        if not e.sample:
             raise
         if count(series) <= 1:
             s = next(x for x in series if x.samples)

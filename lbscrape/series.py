@@ -13,9 +13,9 @@ def lb_labels(lb: LoadBalancer, cluster: str, region: str,
               static: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
     """Labels every sample of `lb` carries, without __name__.
 
-    When several objects own one load balancer (an IngressGroup), `namespace` and the
-    owner label are set only where every owner agrees, so the series keep one identity
-    however the group changes and a load balancer is never written twice.
+    When several objects own one load balancer (an IngressGroup), it is still written
+    once, and `namespace` and the owner label are set only where every owner agrees:
+    a label that would be one owner's among several would be wrong for the others.
     """
     labels = dict(static)
     labels.update(
@@ -41,3 +41,19 @@ def build_series(lb: LoadBalancer, data: Mapping[MetricSpec, Iterable[Sample]],
         labels = tuple(sorted({**base_labels, "__name__": spec.prom_name}.items()))
         out.append(Series(labels, tuple(by_ts[t] for t in sorted(by_ts))))
     return sorted(out, key=lambda s: s.labels)
+
+
+def selector(labels: tuple[tuple[str, str], ...]) -> str:
+    d = dict(labels)
+    name = d.pop("__name__", "")
+    return name + "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(d.items())) + "}"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def exposition(s: Series) -> list[str]:
+    """Prometheus text lines with millisecond timestamps, as --dry-run prints them."""
+    sel = selector(s.labels)
+    return [f"{sel} {x.value!r} {x.timestamp_ms}" for x in s.samples]
