@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from lbscrape.budget import Budget, unlimited
-from lbscrape.errors import AwsError
+from lbscrape.errors import NO_CREDENTIALS, AwsError
 from lbscrape.model import MetricSpec, Sample, Window, isotime
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,7 @@ def _fetch_call(client: CloudWatchClient, call: Call, result: FetchResult, budge
         try:
             resp = client.get_metric_data(**request)
         except NoCredentialsError as e:
-            raise AwsError(
-                "AWS credentials not found: configure a role (IRSA), a profile or "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-            ) from e
+            raise AwsError(NO_CREDENTIALS) from e
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             if code in FATAL_CODES:

@@ -32,6 +32,10 @@ class KubeError(LbscrapeError):
         self.status = status
 
 
+NO_CREDENTIALS = ("AWS credentials not found: configure a role (IRSA), a profile or "
+                  "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+
+
 class AwsError(LbscrapeError):
     """An AWS API call failed in a way that stops the whole run."""
 

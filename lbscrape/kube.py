@@ -39,8 +39,7 @@ def make_api_client(kubeconfig: str | None, context: str | None) -> tuple[k8s.Ap
             contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
             if context:
                 active = next((c for c in contexts if c["name"] == context), active)
-            chosen = active
-            namespace = (chosen or {}).get("context", {}).get("namespace") or "default"
+            namespace = (active or {}).get("context", {}).get("namespace") or "default"
     except (ConfigException, OSError) as e:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise ConfigError(

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from lbscrape.errors import AwsError
+from lbscrape.errors import NO_CREDENTIALS, AwsError
 from lbscrape.model import LbType, LoadBalancer, Owner, Unresolved
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,7 @@ def describe_all(client: ElbClient) -> list[_Described]:
             for lb in page.get("LoadBalancers", [])
         ]
     except NoCredentialsError as e:
-        raise AwsError(
-            "AWS credentials not found: configure a role (IRSA), a profile or "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        ) from e
+        raise AwsError(NO_CREDENTIALS) from e
     except ClientError as e:
         err = e.response.get("Error", {})
         raise AwsError(

@@ -111,3 +111,14 @@ def test_console_entry_point_runs_as_a_module():
                            "--cluster", "c"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("lbscrape: error: --period")
+
+
+def test_missing_aws_credentials_is_one_clear_line(kube, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    result = CliRunner().invoke(cli, [*BASE, "--kubeconfig", kube.kubeconfig_path,
+                                      "--log-format", "text"])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "AWS credentials not found" in errors[0]
+    assert "Traceback" not in result.stderr
