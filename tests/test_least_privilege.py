@@ -1,0 +1,70 @@
+"""cronjob/ grants exactly what the code uses: compare the RBAC rules with the verbs and
+resources the fake API server saw, and the IAM policy with the AWS actions that reached
+moto, over runs that take every path (first run creates the checkpoint, the next updates
+it, a conflict re-reads it)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.faultproxy import FaultProxy
+from tests.test_run import Scene
+
+CRONJOB = Path(__file__).resolve().parent.parent / "cronjob"
+SIGNING_TO_IAM = {"monitoring": "cloudwatch", "elasticloadbalancing": "elasticloadbalancing"}
+
+
+def granted_rbac():
+    grants = set()
+    for doc in yaml.safe_load_all((CRONJOB / "rbac.yaml").read_text()):
+        if doc and doc["kind"] in ("ClusterRole", "Role"):
+            for rule in doc["rules"]:
+                for group in rule["apiGroups"]:
+                    for res in rule["resources"]:
+                        for verb in rule["verbs"]:
+                            grants.add((group, res, verb))
+    return grants
+
+
+def granted_iam():
+    policy = json.loads((CRONJOB / "iam-policy.json").read_text())
+    return {a for st in policy["Statement"] for a in st["Action"]}
+
+
+def aws_action(req):
+    service = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request",
+                        req.headers.get("Authorization", ""))
+    target = req.headers.get("X-Amz-Target", "")
+    if target:  # JSON protocols: Service.Operation
+        op = target.rsplit(".", 1)[1]
+    elif "/operation/" in req.path:  # smithy rpc-v2-cbor
+        op = req.path.rstrip("/").rsplit("/", 1)[1]
+    else:
+        m = re.search(rb"Action=([A-Za-z]+)", req.body)
+        op = m.group(1).decode() if m else "?"
+    return f"{SIGNING_TO_IAM.get(service.group(1), service.group(1)) if service else '?'}:{op}"
+
+
+def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, monkeypatch):
+    scene = Scene(aws, kube, prometheus)  # seeded through moto directly, not the proxy
+    proxy = FaultProxy(moto_server)
+    proxy.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        kube.seen.clear()
+        scene.run(scene.clock - 180)  # creates the checkpoint
+        kube.inject("PUT", "/configmaps/lbscrape-checkpoint", 409)
+        scene.run(scene.clock)  # updates it, after a conflict and a re-read
+    finally:
+        proxy.stop()
+    used = {(api.split("/")[0] if "/" in api else "", resource, verb)
+            for verb, api, resource, _ in (tuple(vars(s).values()) for s in kube.seen)}
+    assert used == granted_rbac()
+    # Namespaced access stays in lbscrape's own namespace; cluster-wide access is lists.
+    assert {s.namespace for s in kube.seen if s.resource == "configmaps"} == {"monitoring"}
+    assert {s.verb for s in kube.seen if s.namespace is None} == {"list"}
+    assert {aws_action(r) for r in proxy.seen} == granted_iam()
