@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from kubernetes import client as k8s
@@ -62,6 +62,12 @@ def decode(text: str, where: str) -> dict[str, int]:
         ) from e
 
 
+def prune(ends: Mapping[str, int], before: int, keep: Collection[str]) -> dict[str, int]:
+    """Forget load balancers not seen this run whose checkpoint is older than `before`
+    (deleted, or moved to another cluster), so the ConfigMap stays far below 1 MiB."""
+    return {k: v for k, v in ends.items() if v >= before or k in keep}
+
+
 def merge(current: Mapping[str, int], updates: Mapping[str, int]) -> dict[str, int]:
     """Latest time per load balancer wins."""
     merged = dict(current)
@@ -92,14 +98,18 @@ class ConfigMapStore:
         self._object = cm
         return Checkpoint(ends, _rv(cm))
 
-    def save(self, base: Checkpoint, updates: Mapping[str, int]) -> Checkpoint:
-        """Store `updates` on top of `base`; returns what was stored."""
+    def save(self, base: Checkpoint, updates: Mapping[str, int],
+             expire_before: int | None = None, keep: Collection[str] = ()) -> Checkpoint:
+        """Store `updates` on top of `base`, pruning entries older than `expire_before`
+        that are not in `keep` or `updates`; returns what was stored."""
         loc = self.location
         current = base
         backoff = 0.25
         last: KubeError | None = None
         for _ in range(CAS_ATTEMPTS):
             ends = merge(current.ends, updates)
+            if expire_before is not None:
+                ends = prune(ends, expire_before, {*keep, *updates})
             stored_cm = self._object
             if current.resource_version is not None and stored_cm is not None \
                     and _rv(stored_cm) == current.resource_version:

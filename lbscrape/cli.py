@@ -32,6 +32,7 @@ from lbscrape.config import (
     parse_labels,
     parse_remote_write_url,
     redact_url,
+    validate_remote_write_auth,
     validate_window,
 )
 from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
@@ -94,11 +95,26 @@ def cli() -> None:
 @_opt("--initial-lookback", default="10m", help="Where a load balancer with no checkpoint starts.")
 @_opt("--max-catchup", default="50m",
       help="Oldest window start; an older checkpoint is clamped, leaving a logged gap.")
+@_opt("--checkpoint-retention", default="7d",
+      help="Forget checkpoints of load balancers not seen for this long.")
 @_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
       help="Static label on every sample (repeatable; in the env var, separate by spaces).")
 @_opt("--remote-write-timeout", default="10s", help="Timeout of one remote-write request.")
 @_opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
       help="Retries of a request on 5xx, 429 and connection errors.")
+@_opt("--remote-write-bearer-token-file", default=None, metavar="PATH",
+      help="Send 'Authorization: Bearer' with the token in this file (e.g. a mounted Secret).")
+@_opt("--remote-write-username", default=None,
+      help="Basic auth user name; the password comes from --remote-write-password-file.")
+@_opt("--remote-write-password-file", default=None, metavar="PATH",
+      help="File holding the basic auth password (with --remote-write-username).")
+@_opt("--remote-write-ca-file", default=None, metavar="PATH",
+      help="PEM CA bundle to verify the endpoint with, instead of the system's. TLS "
+           "verification is always on.")
+@_opt("--remote-write-cert-file", default=None, metavar="PATH",
+      help="PEM client certificate for mTLS (with --remote-write-key-file).")
+@_opt("--remote-write-key-file", default=None, metavar="PATH",
+      help="PEM private key of --remote-write-cert-file, unencrypted.")
 @_opt("--deadline", default="50s",
       help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
            "interval and the Job's activeDeadlineSeconds.")
@@ -113,8 +129,12 @@ def cli() -> None:
       help="Pretend it is this time (RFC 3339 or epoch seconds); never later than the clock.")
 def run(cluster: str, region: str | None, remote_write_url: str | None,
         checkpoint_configmap: str | None, settle_delay: str, period: str, initial_lookback: str,
-        max_catchup: str, labels: tuple[str, ...], remote_write_timeout: str,
-        remote_write_retries: int, deadline: str, dry_run: bool, kubeconfig: str | None,
+        max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
+        remote_write_timeout: str,
+        remote_write_retries: int, remote_write_bearer_token_file: str | None,
+        remote_write_username: str | None, remote_write_password_file: str | None,
+        remote_write_ca_file: str | None, remote_write_cert_file: str | None,
+        remote_write_key_file: str | None, deadline: str, dry_run: bool, kubeconfig: str | None,
         context: str | None, log_format: str | None, now: str | None) -> int:
     """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
 
@@ -133,18 +153,29 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             max_catchup=parse_duration(max_catchup, "--max-catchup"),
         ))
         static_labels = parse_labels(labels)
+        retention_s = parse_duration(checkpoint_retention, "--checkpoint-retention")
+        if retention_s <= window.max_catchup:
+            raise ConfigError("--checkpoint-retention: must be longer than --max-catchup "
+                              f"({window.max_catchup}s); default 7d")
         deadline_s = parse_duration(deadline, "--deadline")
         if deadline_s <= 0:
             raise ConfigError("--deadline: must be positive (default 50s)")
         if not cluster.strip():
             raise ConfigError("--cluster: must not be empty")
-        rw = None
+        rw, credentials = None, None
         if remote_write_url:
-            rw = RemoteWriteSettings(
+            rw = validate_remote_write_auth(RemoteWriteSettings(
                 url=parse_remote_write_url(remote_write_url),
                 timeout=float(parse_duration(remote_write_timeout, "--remote-write-timeout")),
                 retries=remote_write_retries,
-            )
+                bearer_token_file=remote_write_bearer_token_file,
+                username=remote_write_username, password_file=remote_write_password_file,
+                ca_file=remote_write_ca_file, cert_file=remote_write_cert_file,
+                key_file=remote_write_key_file,
+            ))
+            # Read the secret and certificate files now (also in a dry run), so a missing
+            # Secret is a usage error before anything is fetched.
+            credentials = remote_write.load_credentials(rw)
         elif not dry_run:
             raise ConfigError("--remote-write-url: required unless --dry-run "
                               "(or set LBSCRAPE_REMOTE_WRITE_URL)")
@@ -160,6 +191,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         cfg = RunConfig(
             cluster=cluster.strip(), region=session.region_name, window=window,
             remote_write=rw, dry_run=dry_run, static_labels=static_labels,
+            checkpoint_retention=retention_s,
             checkpoint=location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME),
         )
     except ConfigError as e:
@@ -180,7 +212,8 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             elbv2=session.client("elbv2", config=AWS_CONFIG),
             cloudwatch=session.client("cloudwatch", config=AWS_CONFIG),
             store=ConfigMapStore(kube, cfg.checkpoint),
-            writer=remote_write.Client(rw, budget=budget) if rw and not dry_run else None,
+            writer=(remote_write.Client(rw, budget=budget, credentials=credentials)
+                    if rw and not dry_run else None),
         )
     except (LbscrapeError, BotoCoreError) as e:
         log.error("run failed: %s", e)
@@ -217,11 +250,25 @@ def _describe(cfg: RunConfig) -> str:
     parts = [
         f"cluster={cfg.cluster}", f"region={cfg.region}",
         f"remote_write_url={redact_url(cfg.remote_write.url) if cfg.remote_write else '-'}",
+        f"remote_write_auth={_auth_kind(cfg.remote_write)}",
         f"checkpoint={cfg.checkpoint}", f"settle_delay={w.settle_delay}s", f"period={w.period}s",
         f"initial_lookback={w.initial_lookback}s", f"max_catchup={w.max_catchup}s",
         "labels=" + ",".join(f"{k}={v}" for k, v in cfg.static_labels),
     ]
     return " ".join(parts)
+
+
+def _auth_kind(rw: RemoteWriteSettings | None) -> str:
+    """How remote write authenticates, for the start-up line: kinds, never secrets."""
+    if rw is None:
+        return "-"
+    kinds = ["bearer" if rw.bearer_token_file else "basic"
+             if rw.password_file or "@" in redact_url(rw.url) else "none"]
+    if rw.ca_file:
+        kinds.append("ca-file")
+    if rw.cert_file:
+        kinds.append("mtls")
+    return "+".join(kinds)
 
 
 def main() -> None:

@@ -45,6 +45,16 @@ class RemoteWriteSettings:
     backoff: float = 0.5
     """First retry delay in seconds; doubles each time, with jitter."""
     max_samples_per_request: int = 20_000
+    # Credentials and TLS come from files (a mounted Kubernetes Secret); the settings hold
+    # only paths, so they can be printed. See validate_remote_write_auth.
+    bearer_token_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    """PEM CA bundle that replaces the system's for verifying the endpoint."""
+    cert_file: str | None = None
+    """PEM client certificate for mTLS (with key_file)."""
+    key_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class RunConfig:
     checkpoint: CheckpointLocation
     static_labels: tuple[tuple[str, str], ...] = ()
     dry_run: bool = False
+    checkpoint_retention: int = 7 * 86400
+    """Checkpoints of load balancers not seen for this long are dropped."""
 
 
 def parse_duration(text: str, option: str) -> int:
@@ -149,6 +161,51 @@ def parse_remote_write_url(text: str) -> str:
             "endpoint, e.g. http://prometheus:9090/api/v1/write"
         )
     return text.strip()
+
+
+def validate_remote_write_auth(rw: RemoteWriteSettings) -> RemoteWriteSettings:
+    """Check that the auth and TLS options go together. Reads no file (see
+    read_secret_file); messages name options and paths, never a secret."""
+    userinfo = bool(_USERINFO.match(rw.url))
+    if rw.bearer_token_file and (rw.username or rw.password_file or userinfo):
+        raise ConfigError(
+            "--remote-write-bearer-token-file: cannot be combined with basic auth "
+            "(--remote-write-username/--remote-write-password-file or user:password@ in "
+            "--remote-write-url); choose one"
+        )
+    if rw.username is not None and not rw.username.strip():
+        raise ConfigError("--remote-write-username: must not be empty")
+    if rw.username and ":" in rw.username:
+        raise ConfigError("--remote-write-username: must not contain ':' (basic auth)")
+    if rw.username and not rw.password_file:
+        raise ConfigError("--remote-write-username: needs --remote-write-password-file")
+    if rw.password_file and not rw.username:
+        raise ConfigError("--remote-write-password-file: needs --remote-write-username")
+    if rw.username and userinfo:
+        raise ConfigError(
+            "--remote-write-username: cannot be combined with user:password@ in "
+            "--remote-write-url; choose one"
+        )
+    if rw.cert_file and not rw.key_file:
+        raise ConfigError("--remote-write-cert-file: needs --remote-write-key-file")
+    if rw.key_file and not rw.cert_file:
+        raise ConfigError("--remote-write-key-file: needs --remote-write-cert-file")
+    return rw
+
+
+def read_secret_file(path: str, option: str) -> str:
+    """The text of a credential file, stripped of surrounding whitespace (a Secret often
+    ends in a newline). Errors name the option and the path, never the content."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{option}: {path!r} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{option}: cannot read {path!r}: {e.strerror or e}") from None
+    if not text:
+        raise ConfigError(f"{option}: {path!r} is empty")
+    return text
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

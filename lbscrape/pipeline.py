@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 class CheckpointStore(Protocol):
     def load(self) -> Checkpoint: ...
-    def save(self, base: Checkpoint, updates: dict[str, int]) -> Checkpoint: ...
+    def save(self, base: Checkpoint, updates: dict[str, int], expire_before: int | None = None,
+             keep: Collection[str] = ()) -> Checkpoint: ...
 
 
 @dataclass
@@ -136,8 +137,14 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
             c["lbs_written"] += 1
     for key, reason in delivery.failed.items():
         result.failed[by_key[key].name] = reason
-    if updates:
-        clients.store.save(checkpoint, updates)
+    expire_before = now - cfg.checkpoint_retention
+    present = {lb.key for lb in lbs}
+    expired = [k for k, end in checkpoint.ends.items() if end < expire_before and k not in present]
+    if updates or expired:
+        clients.store.save(checkpoint, updates, expire_before=expire_before, keep=present)
+        if expired:
+            log.info("forgot the checkpoints of %d load balancers not seen for longer than "
+                     "--checkpoint-retention", len(expired))
 
 
 def _warn_plan(lb: LoadBalancer, plan: WindowPlan) -> None:

@@ -36,8 +36,8 @@ import snappy
 
 from lbscrape import __version__
 from lbscrape.budget import Budget, unlimited
-from lbscrape.config import RemoteWriteSettings, redact_url
-from lbscrape.errors import RemoteWriteError
+from lbscrape.config import RemoteWriteSettings, read_secret_file, redact_url
+from lbscrape.errors import ConfigError, RemoteWriteError
 from lbscrape.model import Labels, Series
 from lbscrape.prompb import WriteRequest
 
@@ -71,26 +71,93 @@ def encode(series: Sequence[Series]) -> bytes:
     return bytes(snappy.compress(req.SerializeToString()))
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What a Client sends and trusts, read once per run from the settings' files.
+
+    TLS verification is always on (certificate chain and host name); a CA file replaces
+    the system's trust store. `secrets` are scrubbed from error text; neither they nor
+    the Authorization value are ever logged or shown in a repr."""
+
+    authorization: str | None = field(default=None, repr=False)
+    ssl_context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+def load_credentials(s: RemoteWriteSettings) -> Credentials:
+    """Read the token, password, CA and client certificate files of `s`. Raises
+    ConfigError naming the option and the path (never the content)."""
+    authorization: str | None = None
+    secrets: tuple[str, ...] = ()
+    if s.bearer_token_file:
+        token = read_secret_file(s.bearer_token_file, "--remote-write-bearer-token-file")
+        if any(c.isspace() or not (32 < ord(c) < 127) for c in token):
+            raise ConfigError(
+                f"--remote-write-bearer-token-file: {s.bearer_token_file!r} has whitespace or "
+                "characters that cannot go in an HTTP header; it must hold only the token"
+            )
+        authorization, secrets = f"Bearer {token}", (token,)
+    elif s.username and s.password_file:
+        password = read_secret_file(s.password_file, "--remote-write-password-file")
+        cred = base64.b64encode(f"{s.username}:{password}".encode()).decode()
+        authorization, secrets = f"Basic {cred}", (password, cred)
+    ctx = ssl.create_default_context()
+    if s.ca_file:
+        ca = read_secret_file(s.ca_file, "--remote-write-ca-file")
+        try:
+            ctx = ssl.create_default_context(cadata=ca)
+        except (ssl.SSLError, ValueError):
+            raise ConfigError(f"--remote-write-ca-file: {s.ca_file!r} holds no PEM "
+                              "certificate") from None
+    if s.cert_file and s.key_file:
+        if "-----BEGIN CERTIFICATE-----" not in read_secret_file(s.cert_file,
+                                                                "--remote-write-cert-file"):
+            raise ConfigError(f"--remote-write-cert-file: {s.cert_file!r} holds no PEM "
+                              "certificate")
+        key = read_secret_file(s.key_file, "--remote-write-key-file")
+        if "ENCRYPTED" in key:
+            raise ConfigError(f"--remote-write-key-file: {s.key_file!r} is encrypted; give "
+                              "the key unencrypted (as a Kubernetes TLS Secret holds it)")
+        if "PRIVATE KEY-----" not in key:
+            raise ConfigError(f"--remote-write-key-file: {s.key_file!r} holds no PEM "
+                              "private key")
+        try:  # a password callback, so OpenSSL never prompts on a terminal
+            ctx.load_cert_chain(s.cert_file, s.key_file, password=lambda: b"")
+        except (ssl.SSLError, OSError):
+            raise ConfigError(
+                f"--remote-write-key-file: {s.key_file!r} is not a valid key for the "
+                f"certificate in --remote-write-cert-file {s.cert_file!r}"
+            ) from None
+    return Credentials(authorization, ctx, secrets)
+
+
 class Client:
     """POSTs encoded bodies to one endpoint with the retry policy above."""
 
     def __init__(self, settings: RemoteWriteSettings, *, budget: Budget | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random,
+                 credentials: Credentials | None = None) -> None:
+        """`credentials`: already loaded (the CLI loads them while validating options);
+        by default read from the settings' files now. Raises ConfigError if unreadable."""
         self.settings = settings
         self.budget = budget or unlimited()
         self._sleep = sleep
         self._jitter = jitter
-        self._ssl = ssl.create_default_context()
+        creds = credentials or load_credentials(settings)
+        self._ssl = creds.ssl_context
+        self._auth = creds.authorization
+        self._secrets = creds.secrets
         self.requests = 0
         # urllib does not send URL userinfo; turn it into basic auth, keep it out of logs.
         parts = urllib.parse.urlsplit(settings.url)
-        self._auth: str | None = None
         self._url = settings.url
         if parts.username is not None:
             user = urllib.parse.unquote(parts.username)
-            cred = f"{user}:{urllib.parse.unquote(parts.password or '')}"
-            self._auth = "Basic " + base64.b64encode(cred.encode()).decode()
+            password = urllib.parse.unquote(parts.password or "")
+            cred = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self._auth = "Basic " + cred
+            self._secrets += tuple(x for x in (password, cred) if x)
             host = parts.hostname or ""
             netloc = f"[{host}]" if ":" in host else host
             if parts.port:
@@ -133,7 +200,7 @@ class Client:
             with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as resp:
                 resp.read()
         except urllib.error.HTTPError as e:
-            text = _body_text(e)
+            text = self._scrub(_body_text(e))
             stale = is_stale_reason(text)
             if e.code in SAMPLE_STATUSES or (e.code >= 500 and stale):
                 raise RemoteWriteError(f"HTTP {e.code}: {text}", status=e.code, sample=True,
@@ -148,7 +215,32 @@ class Client:
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             # HTTPException: not an HTTP server, or a response cut short.
             reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
+            tls = _tls_refusal(reason if isinstance(reason, ssl.SSLError) else e)
+            if tls:  # a certificate problem does not go away by retrying
+                raise RemoteWriteError(f"remote write to {redact_url(s.url)}: {tls}") from None
             raise _Retry(f"connection error: {reason}", None, None) from None
+
+    def _scrub(self, text: str) -> str:
+        """Error text from the endpoint, with any credential it echoed replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _tls_refusal(e: BaseException) -> str | None:
+    """A one-line explanation if `e` is a TLS certificate failure on either side."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        why = (e.verify_message or str(e)).rstrip(".")
+        if e.verify_code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH
+            return (f"TLS certificate verification failed: {why}; use a host name the "
+                    "certificate names in --remote-write-url")
+        return (f"TLS certificate verification failed: {why}; if the endpoint's certificate "
+                "is issued by a private CA, give it with --remote-write-ca-file")
+    if isinstance(e, ssl.SSLError) and any(w in (e.reason or "") for w in
+                                           ("CERTIFICATE", "UNKNOWN_CA")):
+        return (f"the endpoint refused the TLS handshake ({e.reason}); it may require a "
+                "client certificate: check --remote-write-cert-file and --remote-write-key-file")
+    return None
 
 
 class _Retry(Exception):

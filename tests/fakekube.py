@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+CONFIGMAP_LIMIT = 1024 * 1024  # the API server's limit on a ConfigMap's data
 CLUSTER_SCOPED = {"ingressclasses", "namespaces", "nodes", "selfsubjectaccessreviews"}
 KINDS = {
     "ingresses": "Ingress", "ingressclasses": "IngressClass", "services": "Service",
@@ -147,6 +148,11 @@ class FakeKube:
                 if obj is None:
                     return _status(404, "NotFound", f'{resource} "{name}" not found', name, resource)
                 return 200, copy.deepcopy(obj)
+            if verb in ("create", "update", "patch") and resource == "configmaps" and body:
+                size = sum(len(k) + len(str(v)) for k, v in (body.get("data") or {}).items())
+                if size > CONFIGMAP_LIMIT:
+                    return _status(422, "Invalid", f'ConfigMap "{name or ""}" is invalid: '
+                                   f"[]: Too long: must have at most {CONFIGMAP_LIMIT} bytes")
             if verb == "create":
                 assert body is not None
                 body.setdefault("metadata", {})
