@@ -64,3 +64,10 @@ def prometheus():
     prom = Prometheus().start()
     yield prom
     prom.cleanup()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fault-runs", type=int, default=50,
+                     help="consecutive runs in the fault-injection test (default 50)")
+    parser.addoption("--fault-seed", type=int, default=1234,
+                     help="random seed of the fault-injection test; 0 picks one at random")

@@ -40,6 +40,8 @@ class Rule:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     reset: bool = False
+    after: bool = False
+    """Apply delay/reset after forwarding: the upstream did the work, the answer is lost."""
     times: int = 1_000_000
 
 
@@ -98,18 +100,31 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, self.path, dict(self.headers.items()), body)
         rule = self.owner._rule_for(req)
+        if rule and rule.after:
+            answer = self._forward(body)
+            time.sleep(rule.delay)
+            if rule.reset:
+                self._reset()
+            else:
+                self._reply(*answer)
+            return
         if rule and rule.delay:
             time.sleep(rule.delay)
         if rule and rule.reset:
-            # SO_LINGER 0: close with a TCP RST, as a dying server or load balancer does.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.connection.close()
+            self._reset()
             return
         if rule and rule.status is not None:
             self._reply(rule.status, rule.headers, rule.body)
             return
+        self._reply(*self._forward(body))
+
+    def _reset(self) -> None:
+        # SO_LINGER 0: close with a TCP RST, as a dying server or load balancer does.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection(*self.owner.upstream, timeout=60)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
@@ -118,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = resp.read()
             keep = {k: v for k, v in resp.getheaders()
                     if k.lower() not in ("transfer-encoding", "connection", "content-length")}
-            self._reply(resp.status, keep, data)
+            return resp.status, keep, data
         finally:
             conn.close()
 

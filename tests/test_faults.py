@@ -1,0 +1,168 @@
+"""Fault injection: many consecutive runs of the real lbscrape process against moto, the
+fake Kubernetes API and a real Prometheus, with faults injected at random between and
+inside them, while CloudWatch data keeps arriving and unsettled minutes keep changing.
+At the end Prometheus must hold exactly CloudWatch's settled datapoints: none missing,
+none extra, none changed.
+
+    scripts/test tests/test_faults.py -s --fault-runs 200 --fault-seed 0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import boto3
+
+from tests import world
+from tests.faultproxy import FaultProxy, Rule
+
+SETTLE = 120
+THROTTLE = dict(status=400, body=json.dumps({"__type": "Throttling",
+                                             "message": "Rate exceeded"}).encode(),
+                headers={"Content-Type": "application/x-amz-json-1.0",
+                         "x-amzn-query-error": "Throttling;Sender"})
+FAULTS = ["none", "cw_throttle", "cw_503", "rw_503", "rw_timeout", "rw_reset",
+          "rw_answer_lost", "kube_409", "kube_500", "kill"]
+
+
+def gmd(r):
+    return r.mentions("GetMetricData")
+
+
+def post(r):
+    return r.method == "POST"
+
+
+def test_exactly_once_under_faults(aws, kube, moto_server, request, tmp_path):
+    runs = request.config.getoption("--fault-runs")
+    seed = request.config.getoption("--fault-seed") or random.randrange(1, 1 << 30)
+    rng = random.Random(seed)
+    prom = world.Prometheus().start()
+    cw_proxy, rw_proxy = FaultProxy(moto_server), FaultProxy(prom.url)
+    cw_proxy.start()
+    rw_proxy.start()
+    try:
+        _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server, tmp_path)
+    finally:
+        cw_proxy.stop()
+        rw_proxy.stop()
+        prom.cleanup()
+
+
+def _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server, tmp_path):
+    kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
+    lbs = [aws.create_lb(f"k8s-team{i}-web-0123456789") for i in range(3)]
+    lbs.append(aws.create_lb("k8s-team9-db-0123456789", "network"))
+    for i, lb in enumerate(lbs[:3]):
+        kube.put("networking.k8s.io/v1", "ingresses", world.ingress(f"team{i}", "web", lb.dns_name))
+    kube.put("v1", "services", world.service("team9", "db", lbs[3].dns_name,
+                                             lb_class="service.k8s.aws/nlb"))
+    metrics = {"application": ["RequestCount", "HTTPCode_Target_5XX_Count"],
+               "network": ["NewFlowCount"]}
+
+    real_now = int(time.time())
+    t0 = real_now - (runs + 5) * 60
+    put_until = t0 - 20 * 60  # data starts 20 minutes before the first run
+
+    def arrive(clock):
+        """New minutes up to `clock`, and revisions of minutes not yet settled."""
+        nonlocal put_until
+        for lb in lbs:
+            for metric in metrics[lb.type]:
+                points = []
+                for m in range(put_until, clock // 60 * 60 + 1, 60):
+                    if metric.startswith("HTTPCode") and rng.random() < 0.6:
+                        continue  # sparse, as CloudWatch publishes it
+                    points.append((m, float(rng.randint(1, 500))))
+                for m in range(clock // 60 * 60 - 180, clock // 60 * 60 + 1, 60):
+                    if m + 60 > clock - SETTLE and m < put_until and rng.random() < 0.5:
+                        points.append((m + 1, float(rng.randint(1, 9))))  # a revision
+                aws.put(lb, metric, points)
+        put_until = max(put_until, clock // 60 * 60 + 60)
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": cw_proxy.url, "LBSCRAPE_LOG_FORMAT": "json"}
+    base = [sys.executable, "-m", "lbscrape", "run", "--cluster", "faults", "--region",
+            "us-east-1", "--kubeconfig", kube.kubeconfig_path, "--remote-write-url",
+            f"{rw_proxy.url}/api/v1/write", "--remote-write-timeout", "1s",
+            "--remote-write-retries", "2", "--deadline", "30s"]
+    faults, exits = Counter(), Counter()
+    log = open(tmp_path / "runs.log", "w")  # noqa: SIM115
+    clock = t0
+    for i in range(runs + 1):
+        last = i == runs
+        clock = real_now if last else t0 + 60 * i + rng.randint(0, 55)
+        arrive(clock)
+        # The first run sets where each load balancer starts (its initial lookback), the
+        # last one writes the final window: both run clean, everything between does not.
+        fault = "none" if last or i == 0 else rng.choice(FAULTS)
+        if i == 0:
+            first_clock = clock
+        faults[fault] += 1
+        cw_proxy.rules.clear()
+        rw_proxy.rules.clear()
+        kube.faults.clear()
+        if fault == "cw_throttle":
+            cw_proxy.add(Rule(gmd, times=rng.randint(1, 6), **THROTTLE))
+        elif fault == "cw_503":
+            cw_proxy.add(Rule(gmd, times=rng.randint(1, 6), status=503))
+        elif fault == "rw_503":
+            rw_proxy.add(Rule(post, times=rng.randint(1, 4), status=503, body=b"busy\n"))
+        elif fault == "rw_timeout":
+            rw_proxy.add(Rule(post, times=rng.randint(1, 3), delay=1.5))
+        elif fault == "rw_reset":
+            rw_proxy.add(Rule(post, times=rng.randint(1, 3), reset=True))
+        elif fault == "rw_answer_lost":  # Prometheus committed, the answer never came
+            rw_proxy.add(Rule(post, times=1, delay=1.5, after=True))
+        elif fault == "kube_409":
+            kube.inject("PUT", "/configmaps/", 409, times=rng.randint(1, 6))
+        elif fault == "kube_500":
+            kube.inject(rng.choice(["GET", "PUT", "POST"]), rng.choice(
+                ["/configmaps", "/ingresses", "/services"]), 500, times=rng.randint(1, 6))
+        proc = subprocess.Popen([*base, "--now", str(clock)], env=env, stdout=log, stderr=log)
+        if fault == "kill":
+            time.sleep(rng.uniform(0.3, 2.0))
+            os.kill(proc.pid, signal.SIGKILL)
+        exits[proc.wait(timeout=120)] += 1
+        if last:
+            assert proc.returncode == 0, (tmp_path / "runs.log").read_text()[-3000:]
+    log.close()
+
+    # CloudWatch's settled truth over the whole period, read straight from moto.
+    start = (first_clock - SETTLE) // 60 * 60 - 600
+    end = (clock - SETTLE) // 60 * 60
+    cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_server)
+    missing = extra = changed = verified = 0
+    for lb in lbs:
+        ns = "AWS/ApplicationELB" if lb.type == "application" else "AWS/NetworkELB"
+        for metric in metrics[lb.type]:
+            resp = cw.get_metric_data(
+                MetricDataQueries=[{"Id": "q", "MetricStat": {"Metric": {
+                    "Namespace": ns, "MetricName": metric,
+                    "Dimensions": [{"Name": "LoadBalancer", "Value": lb.dimension}]},
+                    "Period": 60, "Stat": "Sum"}}],
+                StartTime=datetime.fromtimestamp(start, UTC),
+                EndTime=datetime.fromtimestamp(end, UTC), ScanBy="TimestampAscending")
+            r = resp["MetricDataResults"][0]
+            truth = {int(t.timestamp()) * 1000: v for t, v in zip(r["Timestamps"], r["Values"])}
+            prefix = "alb" if lb.type == "application" else "nlb"
+            name = f"{prefix}_{'request_count' if metric == 'RequestCount' else 'http_code_target_5xx_count' if metric.startswith('HTTP') else 'new_flow_count'}_sum"
+            got = prom.raw(f'{name}{{load_balancer_name="{lb.name}"}}', lookback="3h")
+            stored = dict(next(iter(got.values()))) if got else {}
+            assert len(got) <= 1
+            missing += len(truth.keys() - stored.keys())
+            extra += len(stored.keys() - truth.keys())
+            changed += sum(1 for t in truth.keys() & stored.keys() if truth[t] != stored[t])
+            verified += len(truth)
+    print(f"\nfault injection: seed={seed} runs={runs + 1} faults={dict(sorted(faults.items()))} "
+          f"exits={dict(sorted(exits.items()))} samples verified={verified} "
+          f"missing={missing} extra={extra} changed={changed}")
+    assert (missing, extra, changed) == (0, 0, 0), f"seed {seed}: see {tmp_path}/runs.log"
+    assert verified > runs * 4
