@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import boto3
 
+from lbscrape.catalog import prom_name
 from tests import world
 from tests.faultproxy import FaultProxy, Rule
 
@@ -151,9 +152,8 @@ def _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server
                 StartTime=datetime.fromtimestamp(start, UTC),
                 EndTime=datetime.fromtimestamp(end, UTC), ScanBy="TimestampAscending")
             r = resp["MetricDataResults"][0]
-            truth = {int(t.timestamp()) * 1000: v for t, v in zip(r["Timestamps"], r["Values"])}
-            prefix = "alb" if lb.type == "application" else "nlb"
-            name = f"{prefix}_{'request_count' if metric == 'RequestCount' else 'http_code_target_5xx_count' if metric.startswith('HTTP') else 'new_flow_count'}_sum"
+            truth = {int(t.timestamp()) * 1000: v for t, v in zip(r["Timestamps"], r["Values"], strict=True)}
+            name = prom_name(lb.type, metric, "Sum")
             got = prom.raw(f'{name}{{load_balancer_name="{lb.name}"}}', lookback="3h")
             stored = dict(next(iter(got.values()))) if got else {}
             assert len(got) <= 1
