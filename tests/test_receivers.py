@@ -107,3 +107,29 @@ def test_summary_line_is_logged_when_a_run_aborts(aws, kube, prometheus):
 
 def _iso(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class HtmlNotFound(Always400):
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<!DOCTYPE html><html><body>Not Found</body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_html_answer_is_called_out_as_a_probable_wrong_url(aws, kube, prometheus):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HtmlNotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        scene = Scene(aws, kube, prometheus)
+        url = f"http://127.0.0.1:{server.server_address[1]}/graph"
+        result = scene.run(scene.clock, remote_write_url=url, expect=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    s = summary(result)
+    assert "HTTP 404: an HTML page (is the URL the remote-write endpoint" in s
+    assert "<html" not in s and scene.checkpoint() is None
