@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
 from lbscrape.discovery import discover
 from lbscrape.errors import ExitStatus
-from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, isotime
+from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, Window, isotime
 from lbscrape.resolve import ElbClient, describe_all, resolve
 from lbscrape.series import build_series, exposition, lb_labels, selector
 from lbscrape.window import WindowPlan, plan_window
@@ -88,7 +88,8 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     checkpoint = clients.store.load()
     plans = {lb.key: plan_window(now, checkpoint.ends.get(lb.key), cfg.window) for lb in lbs}
     for lb in lbs:
-        _warn_plan(lb, plans[lb.key])
+        _warn_realigned(lb, plans[lb.key])
+    _warn_gaps(lbs, plans)
 
     targets = [
         cloudwatch.FetchTarget(lb.key, (("LoadBalancer", lb.dimension),), plans[lb.key].window,
@@ -147,14 +148,22 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                      "--checkpoint-retention", len(expired))
 
 
-def _warn_plan(lb: LoadBalancer, plan: WindowPlan) -> None:
-    if plan.skipped:
+def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan]) -> None:
+    """One line per gap (from, to, which load balancers), not one per load balancer."""
+    gaps: dict[Window, list[str]] = defaultdict(list)
+    for lb in lbs:
+        skipped = plans[lb.key].skipped
+        if skipped:
+            gaps[skipped].append(lb.name)
+    for gap, names in sorted(gaps.items(), key=lambda kv: kv[0].start):
         log.warning(
-            "load balancer %s: checkpoint is older than --max-catchup; skipping %s..%s "
-            "(%d minutes are left as a gap; fill them with a backfill)",
-            lb.name, isotime(plan.skipped.start), isotime(plan.skipped.end),
-            (plan.skipped.end - plan.skipped.start) // 60,
-        )
+            "checkpoint older than --max-catchup: skipping %s..%s (%d minutes left as a gap "
+            "that this job will not fill) for %d load balancers: %s",
+            isotime(gap.start), isotime(gap.end), (gap.end - gap.start) // 60, len(names),
+            ", ".join(sorted(names)))
+
+
+def _warn_realigned(lb: LoadBalancer, plan: WindowPlan) -> None:
     if plan.realigned_from is not None:
         log.warning("load balancer %s: checkpoint %s is not on a %ds period boundary "
                     "(the period changed?); continuing from %s", lb.name,

@@ -60,7 +60,7 @@ class FaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self.url
@@ -89,6 +89,11 @@ class FaultProxy:
                     rule.times -= 1
                     return rule
         return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that time out or are reset on purpose leave broken pipes behind
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -190,7 +190,10 @@ def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene):
     scene.run(old, "--initial-lookback", "1m")
     result = scene.run(scene.clock, "--max-catchup", "20m")
     warnings = [e["msg"] for e in logs(result) if e["level"] == "warning"]
-    assert any(scene.alb.name in w and "--max-catchup" in w and "gap" in w for w in warnings)
+    gap_lines = [w for w in warnings if "--max-catchup" in w]
+    assert len(gap_lines) == 1  # one line per gap, naming every load balancer in it
+    assert scene.alb.name in gap_lines[0] and scene.nlb.name in gap_lines[0]
+    assert "for 2 load balancers" in gap_lines[0] and "gap" in gap_lines[0]
     end = end_for(scene.clock)
     got = scene.stored("alb_request_count_sum")[scene.alb.name]
     assert got == scene.expected(scene.requests, end_for(old) - 60, end_for(old)) + \
