@@ -17,9 +17,11 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback import LoopbackServer
 
 CONFIGMAP_LIMIT = 1024 * 1024  # the API server's limit on a ConfigMap's data
 CLUSTER_SCOPED = {"ingressclasses", "namespaces", "nodes", "selfsubjectaccessreviews"}
@@ -47,7 +49,7 @@ class Seen:
     namespace: str | None
 
 
-class FakeKube:
+class FakeKube(LoopbackServer):
     def __init__(self, token: str = "test-token") -> None:
         self.token = token
         self._objects: dict[tuple[str, str], dict[tuple[str | None, str], dict[str, Any]]] = {}
@@ -55,29 +57,14 @@ class FakeKube:
         self._lock = threading.Lock()
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
-        self._server: ThreadingHTTPServer | None = None
 
-    # --- lifecycle -------------------------------------------------------------------
-    def start(self) -> str:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             kube = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self.url
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return Handler
 
     def write_kubeconfig(self, path: str, namespace: str = "monitoring") -> str:
         doc = {

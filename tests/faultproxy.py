@@ -14,9 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.loopback import LoopbackServer
 
 
 @dataclass
@@ -45,36 +47,21 @@ class Rule:
     times: int = 1_000_000
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rules: list[Rule] = []
         self.seen: list[Request] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> str:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
         class Handler(_Handler):
             owner = proxy
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self.url
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return Handler
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:
@@ -89,11 +76,6 @@ class FaultProxy:
                     rule.times -= 1
                     return rule
         return None
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that time out or are reset on purpose leave broken pipes behind
 
 
 class _Handler(BaseHTTPRequestHandler):
