@@ -68,6 +68,17 @@ def prune(ends: Mapping[str, int], before: int, keep: Collection[str]) -> dict[s
     return {k: v for k, v in ends.items() if v >= before or k in keep}
 
 
+def reset(ends: Mapping[str, int], keys: Collection[str] | None, to: int | None
+          ) -> dict[str, int]:
+    """Move the checkpoints of `keys` (all when None) back to `to`, or forget them so the
+    next run starts from --initial-lookback."""
+    chosen = set(ends) if keys is None else set(keys)
+    out = {k: v for k, v in ends.items() if k not in chosen}
+    if to is not None:
+        out.update({k: to for k in chosen})
+    return out
+
+
 def merge(current: Mapping[str, int], updates: Mapping[str, int]) -> dict[str, int]:
     """Latest time per load balancer wins."""
     merged = dict(current)
@@ -102,14 +113,25 @@ class ConfigMapStore:
              expire_before: int | None = None, keep: Collection[str] = ()) -> Checkpoint:
         """Store `updates` on top of `base`, pruning entries older than `expire_before`
         that are not in `keep` or `updates`; returns what was stored."""
+
+        def apply(current: Mapping[str, int]) -> dict[str, int]:
+            ends = merge(current, updates)
+            if expire_before is not None:
+                ends = prune(ends, expire_before, {*keep, *updates})
+            return ends
+
+        return self.update(base, apply)
+
+    def update(self, base: Checkpoint,
+               apply: Callable[[Mapping[str, int]], dict[str, int]]) -> Checkpoint:
+        """Store apply(stored checkpoints), compare-and-swap; on a conflict re-read and
+        apply again. Returns what was stored."""
         loc = self.location
         current = base
         backoff = 0.25
         last: KubeError | None = None
         for _ in range(CAS_ATTEMPTS):
-            ends = merge(current.ends, updates)
-            if expire_before is not None:
-                ends = prune(ends, expire_before, {*keep, *updates})
+            ends = apply(current.ends)
             stored_cm = self._object
             if current.resource_version is not None and stored_cm is not None \
                     and _rv(stored_cm) == current.resource_version:

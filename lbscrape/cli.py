@@ -6,6 +6,7 @@ configured with env vars.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from botocore.exceptions import BotoCoreError
 
 from lbscrape import __version__, logs, pipeline, remote_write
 from lbscrape.budget import Budget
-from lbscrape.checkpoint import ConfigMapStore
+from lbscrape.checkpoint import ConfigMapStore, reset
 from lbscrape.config import (
     CheckpointLocation,
     RemoteWriteSettings,
@@ -37,7 +38,7 @@ from lbscrape.config import (
 )
 from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.kube import make_api_client
-from lbscrape.model import parse_isotime
+from lbscrape.model import isotime, parse_isotime
 
 log = logging.getLogger("lbscrape")
 
@@ -234,15 +235,146 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
     return result.status
 
 
+def _checkpoint_options(f: F) -> F:
+    for decorator in reversed([
+        _opt("--checkpoint-configmap", default=None, metavar="NAMESPACE/NAME",
+             help=f"ConfigMap holding checkpoints (default: {DEFAULT_CHECKPOINT_NAME} in the "
+                  "kubeconfig context's namespace, or the pod's)."),
+        _opt("--kubeconfig", default=None, help="Kubeconfig file."),
+        _opt("--context", default=None, help="Kubeconfig context."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def _open_store(checkpoint_configmap: str | None, kubeconfig: str | None,
+                context: str | None) -> ConfigMapStore:
+    location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
+    kube, own_namespace = make_api_client(kubeconfig, context)
+    return ConfigMapStore(kube, location or CheckpointLocation(own_namespace,
+                                                               DEFAULT_CHECKPOINT_NAME))
+
+
+@cli.group()
+def checkpoint() -> None:
+    """Show or reset the per-load-balancer checkpoints of `lbscrape run`.
+
+    \b
+    Example:
+        lbscrape checkpoint show --context prod
+    """
+
+
+@checkpoint.command("show")
+@_checkpoint_options
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def checkpoint_show(checkpoint_configmap: str | None, kubeconfig: str | None,
+                    context: str | None, output: str) -> int:
+    """Per load balancer: where the next run starts, and how far behind that is.
+
+    \b
+    Example:
+        lbscrape checkpoint show -o json
+    """
+    try:
+        store = _open_store(checkpoint_configmap, kubeconfig, context)
+        ends = store.load().ends
+    except ConfigError as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.USAGE
+    except LbscrapeError as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.ERROR
+    now = int(time.time())
+    items = sorted(ends.items())
+    if output == "json":
+        click.echo(json.dumps([{"load_balancer_name": _lb_name(k), "load_balancer": k,
+                                "checkpoint": isotime(v), "lag_seconds": now - v}
+                               for k, v in items], indent=2))
+    elif not items:
+        click.echo(f"no checkpoints in {store.location}")
+    else:
+        table = [("LOAD BALANCER", "DIMENSION", "CHECKPOINT", "LAG")] + [
+            (_lb_name(k), k, isotime(v), _ago(now - v)) for k, v in items]
+        widths = [max(len(str(row[i])) for row in table) for i in range(4)]
+        for row in table:
+            click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
+                       .rstrip())
+    return ExitStatus.OK
+
+
+@checkpoint.command("reset")
+@_checkpoint_options
+@click.option("--load-balancer", "names", multiple=True, metavar="NAME",
+              help="Only this load balancer (its AWS name or CloudWatch dimension); "
+                   "repeatable. Default: all.")
+@click.option("--to", "to", default=None, metavar="TIME",
+              help="Move the checkpoint to this time (RFC 3339, epoch seconds, or -30m); "
+                   "default: forget it, so the next run starts from --initial-lookback.")
+def checkpoint_reset(checkpoint_configmap: str | None, kubeconfig: str | None,
+                     context: str | None, names: tuple[str, ...], to: str | None) -> int:
+    """Move checkpoints back (to re-fetch a range) or forget them.
+
+    Samples Prometheus already holds are refused when re-sent and only counted, so a reset
+    never changes a stored value; it costs requests.
+
+    \b
+    Example:
+        lbscrape checkpoint reset --load-balancer k8s-shop-web-0123456789 --to -30m
+    """
+    try:
+        at = None
+        if to is not None:
+            at = (int(time.time()) - parse_duration(to[1:], "--to") if to.startswith("-")
+                  else _parse_time(to, "--to"))
+            at = at // 60 * 60
+        store = _open_store(checkpoint_configmap, kubeconfig, context)
+        current = store.load()
+        keys = None
+        if names:
+            wanted = set(names)
+            keys = {k for k in current.ends if k in wanted or _lb_name(k) in wanted}
+            missing = wanted - keys - {_lb_name(k) for k in keys}
+            if missing:
+                raise ConfigError(f"--load-balancer: no checkpoint for "
+                                  f"{', '.join(sorted(missing))} (see 'lbscrape checkpoint show')")
+        stored = store.update(current, lambda ends: reset(ends, keys, at))
+    except ConfigError as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.USAGE
+    except LbscrapeError as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.ERROR
+    changed = sorted(k for k in current.ends if stored.ends.get(k) != current.ends[k])
+    what = f"moved to {isotime(at)}" if at is not None else "forgotten"
+    click.echo(f"{len(changed)} checkpoints {what} in {store.location}")
+    return ExitStatus.OK
+
+
+def _lb_name(dimension: str) -> str:
+    parts = dimension.split("/")
+    return parts[1] if len(parts) == 3 else dimension
+
+
+def _ago(seconds: int) -> str:
+    if seconds < 0:
+        return "ahead"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _parse_time(text: str, option: str) -> int:
+    try:
+        return int(text) if text.isdigit() else parse_isotime(text)
+    except ValueError as e:
+        raise ConfigError(f"{option}: cannot read time {text!r}: use RFC 3339 "
+                          "(2026-11-23T10:00:00Z), epoch seconds or -30m") from e
+
+
 def _parse_now(text: str | None) -> int:
     clock = int(time.time())
-    if not text:
-        return clock
-    try:
-        at = int(text) if text.isdigit() else parse_isotime(text)
-    except ValueError as e:
-        raise ConfigError(f"--now: cannot read time {text!r}: {e}") from e
-    return min(at, clock)
+    return min(_parse_time(text, "--now"), clock) if text else clock
 
 
 def _describe(cfg: RunConfig) -> str:
