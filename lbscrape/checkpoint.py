@@ -12,8 +12,10 @@ later time per load balancer.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -43,14 +45,16 @@ def encode(ends: Mapping[str, int]) -> str:
     return json.dumps(doc, sort_keys=True, indent=1)
 
 
-def decode(text: str, where: str) -> dict[str, int]:
-    reset = f"fix it, or delete the ConfigMap {where} to start again from --initial-lookback"
+def decode(text: str, where: str, kind: str = "ConfigMap") -> dict[str, int]:
+    """`kind` and `where` name the store in errors: ConfigMap ns/name, or file path."""
+    reset = f"fix it, or delete the {kind} {where} to start again from --initial-lookback"
+    part = f"key {DATA_KEY}" if kind == "ConfigMap" else "its content"
     try:
         doc = json.loads(text)
         version = doc.get("format")
         if type(version) is not int or version != FORMAT:
             raise CheckpointError(
-                f"checkpoint ConfigMap {where}: format {version!r} is not known to this "
+                f"checkpoint {kind} {where}: format {version!r} is not known to this "
                 f"lbscrape (expects {FORMAT}); upgrade lbscrape, or {reset}"
             )
         return {str(k): parse_isotime(v) for k, v in doc["load_balancers"].items()}
@@ -58,7 +62,7 @@ def decode(text: str, where: str) -> dict[str, int]:
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise CheckpointError(
-            f"checkpoint ConfigMap {where}: key {DATA_KEY} cannot be parsed ({e}); {reset}"
+            f"checkpoint {kind} {where}: {part} cannot be parsed ({e}); {reset}"
         ) from e
 
 
@@ -87,7 +91,62 @@ def merge(current: Mapping[str, int], updates: Mapping[str, int]) -> dict[str, i
     return merged
 
 
-class ConfigMapStore:
+class _Saving:
+    def update(self, base: Checkpoint,
+               apply: Callable[[Mapping[str, int]], dict[str, int]]) -> Checkpoint:
+        raise NotImplementedError
+
+    def save(self, base: Checkpoint, updates: Mapping[str, int],
+             expire_before: int | None = None, keep: Collection[str] = ()) -> Checkpoint:
+        """Store `updates` on top of `base`, pruning entries older than `expire_before`
+        that are not in `keep` or `updates`; returns what was stored."""
+
+        def apply(current: Mapping[str, int]) -> dict[str, int]:
+            ends = merge(current, updates)
+            if expire_before is not None:
+                ends = prune(ends, expire_before, {*keep, *updates})
+            return ends
+
+        return self.update(base, apply)
+
+
+class FileStore(_Saving):
+    """A local JSON file, for laptops and CI: same format as the ConfigMap's key.
+
+    Read-modify-write happens under an exclusive lock on PATH.lock, and the new content
+    replaces the file atomically, so overlapping runs cannot corrupt it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.location = path
+
+    def load(self) -> Checkpoint:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return Checkpoint(decode(f.read(), self.path, "file"))
+        except FileNotFoundError:
+            return Checkpoint()
+        except OSError as e:
+            raise CheckpointError(f"cannot read checkpoint file {self.path}: {e.strerror}") from e
+
+    def update(self, base: Checkpoint,
+               apply: Callable[[Mapping[str, int]], dict[str, int]]) -> Checkpoint:
+        try:
+            with open(f"{self.path}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                ends = apply(self.load().ends)
+                tmp = f"{self.path}.tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(encode(ends) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+                return Checkpoint(ends)
+        except OSError as e:
+            raise CheckpointError(f"cannot write checkpoint file {self.path}: {e.strerror}") from e
+
+
+class ConfigMapStore(_Saving):
     def __init__(self, api: k8s.ApiClient, location: CheckpointLocation,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._core = k8s.CoreV1Api(api)
@@ -108,19 +167,6 @@ class ConfigMapStore:
         ends = decode(text, str(loc)) if text is not None else {}
         self._object = cm
         return Checkpoint(ends, _rv(cm))
-
-    def save(self, base: Checkpoint, updates: Mapping[str, int],
-             expire_before: int | None = None, keep: Collection[str] = ()) -> Checkpoint:
-        """Store `updates` on top of `base`, pruning entries older than `expire_before`
-        that are not in `keep` or `updates`; returns what was stored."""
-
-        def apply(current: Mapping[str, int]) -> dict[str, int]:
-            ends = merge(current, updates)
-            if expire_before is not None:
-                ends = prune(ends, expire_before, {*keep, *updates})
-            return ends
-
-        return self.update(base, apply)
 
     def update(self, base: Checkpoint,
                apply: Callable[[Mapping[str, int]], dict[str, int]]) -> Checkpoint:

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError
 
 from lbscrape import __version__, logs, pipeline, remote_write
 from lbscrape.budget import Budget
-from lbscrape.checkpoint import ConfigMapStore, reset
+from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
     CheckpointLocation,
     RemoteWriteSettings,
@@ -91,6 +91,8 @@ def cli() -> None:
 @_opt("--checkpoint-configmap", default=None, metavar="NAMESPACE/NAME",
       help=f"ConfigMap holding checkpoints (default: {DEFAULT_CHECKPOINT_NAME} in the pod's "
            "namespace, or the kubeconfig context's namespace).")
+@_opt("--checkpoint-file", default=None, metavar="PATH",
+      help="Keep checkpoints in this local JSON file instead of a ConfigMap (laptops, CI).")
 @_opt("--settle-delay", default="2m", help="Write a period only this long after it ended.")
 @_opt("--period", default="60s", help="CloudWatch period; a multiple of 60s.")
 @_opt("--initial-lookback", default="10m", help="Where a load balancer with no checkpoint starts.")
@@ -129,7 +131,8 @@ def cli() -> None:
 @_opt("--now", default=None, hidden=True,
       help="Pretend it is this time (RFC 3339 or epoch seconds); never later than the clock.")
 def run(cluster: str, region: str | None, remote_write_url: str | None,
-        checkpoint_configmap: str | None, settle_delay: str, period: str, initial_lookback: str,
+        checkpoint_configmap: str | None, checkpoint_file: str | None, settle_delay: str,
+        period: str, initial_lookback: str,
         max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
         remote_write_timeout: str,
         remote_write_retries: int, remote_write_bearer_token_file: str | None,
@@ -181,6 +184,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             raise ConfigError("--remote-write-url: required unless --dry-run "
                               "(or set LBSCRAPE_REMOTE_WRITE_URL)")
         location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
+        _one_store(checkpoint_configmap, checkpoint_file)
         at = _parse_now(now)
         kube, own_namespace = make_api_client(kubeconfig, context)
         # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
@@ -192,7 +196,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         cfg = RunConfig(
             cluster=cluster.strip(), region=session.region_name, window=window,
             remote_write=rw, dry_run=dry_run, static_labels=static_labels,
-            checkpoint_retention=retention_s,
+            checkpoint_retention=retention_s, checkpoint_file=checkpoint_file,
             checkpoint=location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME),
         )
     except ConfigError as e:
@@ -212,7 +216,8 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             kube=kube,
             elbv2=session.client("elbv2", config=AWS_CONFIG),
             cloudwatch=session.client("cloudwatch", config=AWS_CONFIG),
-            store=ConfigMapStore(kube, cfg.checkpoint),
+            store=FileStore(checkpoint_file) if checkpoint_file
+            else ConfigMapStore(kube, cfg.checkpoint),
             writer=(remote_write.Client(rw, budget=budget, credentials=credentials)
                     if rw and not dry_run else None),
         )
@@ -240,6 +245,8 @@ def _checkpoint_options(f: F) -> F:
         _opt("--checkpoint-configmap", default=None, metavar="NAMESPACE/NAME",
              help=f"ConfigMap holding checkpoints (default: {DEFAULT_CHECKPOINT_NAME} in the "
                   "kubeconfig context's namespace, or the pod's)."),
+        _opt("--checkpoint-file", default=None, metavar="PATH",
+             help="A local JSON checkpoint file instead of the ConfigMap."),
         _opt("--kubeconfig", default=None, help="Kubeconfig file."),
         _opt("--context", default=None, help="Kubeconfig context."),
     ]):
@@ -247,8 +254,17 @@ def _checkpoint_options(f: F) -> F:
     return f
 
 
-def _open_store(checkpoint_configmap: str | None, kubeconfig: str | None,
-                context: str | None) -> ConfigMapStore:
+def _one_store(checkpoint_configmap: str | None, checkpoint_file: str | None) -> None:
+    if checkpoint_configmap and checkpoint_file:
+        raise ConfigError("--checkpoint-file: not together with --checkpoint-configmap; "
+                          "choose one place for the checkpoints")
+
+
+def _open_store(checkpoint_configmap: str | None, checkpoint_file: str | None,
+                kubeconfig: str | None, context: str | None) -> ConfigMapStore | FileStore:
+    _one_store(checkpoint_configmap, checkpoint_file)
+    if checkpoint_file:
+        return FileStore(checkpoint_file)
     location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
     kube, own_namespace = make_api_client(kubeconfig, context)
     return ConfigMapStore(kube, location or CheckpointLocation(own_namespace,
@@ -269,7 +285,8 @@ def checkpoint() -> None:
 @_checkpoint_options
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def checkpoint_show(checkpoint_configmap: str | None, kubeconfig: str | None,
+def checkpoint_show(checkpoint_configmap: str | None, checkpoint_file: str | None,
+                    kubeconfig: str | None,
                     context: str | None, output: str) -> int:
     """Per load balancer: where the next run starts, and how far behind that is.
 
@@ -278,7 +295,7 @@ def checkpoint_show(checkpoint_configmap: str | None, kubeconfig: str | None,
         lbscrape checkpoint show -o json
     """
     try:
-        store = _open_store(checkpoint_configmap, kubeconfig, context)
+        store = _open_store(checkpoint_configmap, checkpoint_file, kubeconfig, context)
         ends = store.load().ends
     except ConfigError as e:
         click.echo(f"lbscrape: error: {e}", err=True)
@@ -312,7 +329,8 @@ def checkpoint_show(checkpoint_configmap: str | None, kubeconfig: str | None,
 @click.option("--to", "to", default=None, metavar="TIME",
               help="Move the checkpoint to this time (RFC 3339, epoch seconds, or -30m); "
                    "default: forget it, so the next run starts from --initial-lookback.")
-def checkpoint_reset(checkpoint_configmap: str | None, kubeconfig: str | None,
+def checkpoint_reset(checkpoint_configmap: str | None, checkpoint_file: str | None,
+                     kubeconfig: str | None,
                      context: str | None, names: tuple[str, ...], to: str | None) -> int:
     """Move checkpoints back (to re-fetch a range) or forget them.
 
@@ -329,7 +347,7 @@ def checkpoint_reset(checkpoint_configmap: str | None, kubeconfig: str | None,
             at = (int(time.time()) - parse_duration(to[1:], "--to") if to.startswith("-")
                   else _parse_time(to, "--to"))
             at = at // 60 * 60
-        store = _open_store(checkpoint_configmap, kubeconfig, context)
+        store = _open_store(checkpoint_configmap, checkpoint_file, kubeconfig, context)
         current = store.load()
         keys = None
         if names:
@@ -383,7 +401,8 @@ def _describe(cfg: RunConfig) -> str:
         f"cluster={cfg.cluster}", f"region={cfg.region}",
         f"remote_write_url={redact_url(cfg.remote_write.url) if cfg.remote_write else '-'}",
         f"remote_write_auth={_auth_kind(cfg.remote_write)}",
-        f"checkpoint={cfg.checkpoint}", f"settle_delay={w.settle_delay}s", f"period={w.period}s",
+        f"checkpoint={f'file:{cfg.checkpoint_file}' if cfg.checkpoint_file else cfg.checkpoint}",
+        f"settle_delay={w.settle_delay}s", f"period={w.period}s",
         f"initial_lookback={w.initial_lookback}s", f"max_catchup={w.max_catchup}s",
         "labels=" + ",".join(f"{k}={v}" for k, v in cfg.static_labels),
     ]

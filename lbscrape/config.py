@@ -75,6 +75,8 @@ class RunConfig:
     checkpoint: CheckpointLocation
     static_labels: tuple[tuple[str, str], ...] = ()
     dry_run: bool = False
+    checkpoint_file: str | None = None
+    """A local JSON file instead of the ConfigMap (laptops, CI)."""
     checkpoint_retention: int = 7 * 86400
     """Checkpoints of load balancers not seen for this long are dropped."""
 

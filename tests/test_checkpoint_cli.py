@@ -54,3 +54,33 @@ def test_reset_all_forgets_and_bad_input_is_one_line(aws, kube, prometheus):
                                 "(see 'lbscrape checkpoint show')")
     r = invoke(scene, "reset", "--to", "yesterday", expect=2)
     assert r.stderr.count("\n") == 1 and "--to" in r.stderr
+
+
+def test_checkpoint_file_instead_of_a_configmap(aws, kube, prometheus, tmp_path):
+    scene = Scene(aws, kube, prometheus)
+    path = tmp_path / "checkpoints.json"
+    scene.run(scene.clock - 300, "--checkpoint-file", str(path))
+    scene.run(scene.clock, "--checkpoint-file", str(path))
+    assert scene.checkpoint() is None  # no ConfigMap was made
+    assert not [s for s in kube.seen if s.resource == "configmaps"]
+    stored = json.loads(path.read_text())["load_balancers"]
+    assert stored == {scene.alb.dimension: _iso(end_for(scene.clock)),
+                      scene.nlb.dimension: _iso(end_for(scene.clock))}
+    assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
+        scene.requests, end_for(scene.clock - 300) - 600, end_for(scene.clock))
+    rows = json.loads(invoke(scene, "show", "--checkpoint-file", str(path), "-o", "json").output)
+    assert len(rows) == 2
+    invoke(scene, "reset", "--checkpoint-file", str(path))
+    assert json.loads(path.read_text())["load_balancers"] == {}
+    r = scene.run(scene.clock, "--checkpoint-file", str(path), "--checkpoint-configmap",
+                  "monitoring/x", expect=2)
+    assert "--checkpoint-file" in r.stderr
+
+
+def test_unparseable_checkpoint_file_names_the_file(aws, kube, prometheus, tmp_path):
+    scene = Scene(aws, kube, prometheus)
+    path = tmp_path / "checkpoints.json"
+    path.write_text("{broken")
+    result = scene.run(scene.clock, "--checkpoint-file", str(path), expect=1)
+    assert f"checkpoint file {path}" in summary(result) and "delete the file" in summary(result)
+    assert scene.prom.raw("alb_request_count_sum") == {}
