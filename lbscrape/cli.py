@@ -20,7 +20,7 @@ import botocore.config
 import click
 from botocore.exceptions import BotoCoreError
 
-from lbscrape import __version__, logs, pipeline, remote_write
+from lbscrape import __version__, costing, logs, pipeline, remote_write
 from lbscrape.budget import Budget
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
@@ -367,6 +367,53 @@ def checkpoint_reset(checkpoint_configmap: str | None, checkpoint_file: str | No
     changed = sorted(k for k in current.ends if stored.ends.get(k) != current.ends[k])
     what = f"moved to {isotime(at)}" if at is not None else "forgotten"
     click.echo(f"{len(changed)} checkpoints {what} in {store.location}")
+    return ExitStatus.OK
+
+
+@cli.command()
+@_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
+@_opt("--period", default="60s", help="CloudWatch period; a multiple of 60s.")
+@_opt("--interval", default="1m", help="How often the CronJob runs (its schedule).")
+@_opt("--kubeconfig", default=None, help="Kubeconfig file.")
+@_opt("--context", default=None, help="Kubeconfig context.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def estimate(region: str | None, period: str, interval: str, kubeconfig: str | None,
+             context: str | None, output: str) -> int:
+    """What `lbscrape run` costs in GetMetricData for the load balancers it finds now.
+
+    GetMetricData is billed per metric requested; each run requests every (load balancer,
+    metric, statistic) once, so the schedule is the big lever.
+
+    \b
+    Example:
+        lbscrape estimate --context prod --interval 5m
+    """
+    try:
+        period_s = parse_duration(period, "--period")
+        interval_s = parse_duration(interval, "--interval")
+        if period_s <= 0 or period_s % 60:
+            raise ConfigError(f"--period: {period_s}s is not a positive multiple of 60s")
+        if interval_s <= 0:
+            raise ConfigError("--interval: must be positive")
+        kube, _ = make_api_client(kubeconfig, context)
+        session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
+        if not session.region_name:
+            raise ConfigError("--region: no AWS region configured; pass --region or set "
+                              "AWS_REGION")
+        lbs = costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG))
+    except ConfigError as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.USAGE
+    except (LbscrapeError, BotoCoreError) as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.ERROR
+    est = costing.estimate(lbs, period_s, interval_s)
+    if output == "json":
+        click.echo(json.dumps(est.as_dict(), indent=2))
+    else:
+        for line in est.lines():
+            click.echo(line)
     return ExitStatus.OK
 
 

@@ -1,0 +1,97 @@
+"""What a configuration costs in GetMetricData, from the same planner `run` uses."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client as k8s
+
+from lbscrape.catalog import KINDS, default_specs
+from lbscrape.cloudwatch import FetchTarget, plan_calls
+from lbscrape.discovery import discover
+from lbscrape.model import LoadBalancer, Window
+from lbscrape.resolve import ElbClient, describe_all, resolve
+
+PRICE_PER_1000 = 0.01  # USD per 1,000 metrics requested, list price (us-east-1)
+MONTH = 30 * 86400
+
+
+def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient) -> tuple[LoadBalancer, ...]:
+    return resolve(discover(kube), describe_all(elbv2)).load_balancers
+
+
+@dataclass
+class Estimate:
+    period: int
+    interval: int
+    calls_per_run: int = 0
+    metrics_per_run: int = 0
+    fetching_runs_per_month: int = 0
+    lbs: Counter[str] = field(default_factory=Counter)
+    by_metric: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(prefix, prometheus name) -> metrics requested per run."""
+
+    @property
+    def metrics_per_month(self) -> int:
+        return self.metrics_per_run * self.fetching_runs_per_month
+
+    def dollars(self, metrics: int) -> float:
+        return metrics / 1000 * PRICE_PER_1000
+
+    def as_dict(self) -> dict[str, Any]:
+        runs = self.fetching_runs_per_month
+        return {
+            "assumption": f"${PRICE_PER_1000} per 1,000 metrics requested (list price), "
+                          "a 30-day month",
+            "interval_seconds": self.interval, "period_seconds": self.period,
+            "load_balancers": dict(self.lbs),
+            "per_run": {"get_metric_data_calls": self.calls_per_run,
+                        "metrics_requested": self.metrics_per_run},
+            "per_month": {"fetching_runs": runs,
+                          "get_metric_data_calls": self.calls_per_run * runs,
+                          "metrics_requested": self.metrics_per_month,
+                          "usd": round(self.dollars(self.metrics_per_month), 2)},
+            "by_metric": [{"type": prefix, "metric": name, "metrics_per_month": n * runs,
+                           "usd_per_month": round(self.dollars(n * runs), 2)}
+                          for (prefix, name), n in sorted(self.by_metric.items())],
+        }
+
+    def lines(self) -> list[str]:
+        d = self.as_dict()
+        found = ", ".join(f"{n} {t}" for t, n in sorted(self.lbs.items())) or "none"
+        out = [
+            f"load balancers: {found}",
+            f"per run (every {self.interval}s, period {self.period}s): "
+            f"{self.calls_per_run} GetMetricData calls, {self.metrics_per_run} metrics requested",
+            f"per month ({d['per_month']['fetching_runs']:,} runs that fetch): "
+            f"{d['per_month']['metrics_requested']:,} metrics requested, "
+            f"${d['per_month']['usd']:,.2f}",
+            "",
+        ]
+        rows = [("TYPE", "METRIC", "METRICS/MONTH", "USD/MONTH")] + [
+            (m["type"], m["metric"], f"{m['metrics_per_month']:,}", f"{m['usd_per_month']:.2f}")
+            for m in d["by_metric"]]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows]
+        out += ["", f"assumes {d['assumption']}; check your region's price"]
+        return out
+
+
+def estimate(lbs: tuple[LoadBalancer, ...], period: int, interval: int) -> Estimate:
+    """Steady state: each fetching run asks for the periods settled since the last one."""
+    step = max(interval, period)
+    span = -(-step // period) * period
+    targets = [FetchTarget(lb.key, (("LoadBalancer", lb.dimension),), Window(0, span, period),
+                           default_specs(lb.type)) for lb in lbs]
+    calls = plan_calls(targets)
+    est = Estimate(period, interval, calls_per_run=len(calls),
+                   metrics_per_run=sum(len(c.queries) for c in calls),
+                   fetching_runs_per_month=MONTH // step)
+    for lb in lbs:
+        est.lbs[KINDS[lb.type].prefix] += 1
+        for spec in default_specs(lb.type):
+            est.by_metric[(KINDS[lb.type].prefix, spec.prom_name)] += 1
+    return est
