@@ -20,7 +20,7 @@ import botocore.config
 import click
 from botocore.exceptions import BotoCoreError
 
-from lbscrape import __version__, costing, logs, pipeline, remote_write
+from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write
 from lbscrape.budget import Budget
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
@@ -39,6 +39,8 @@ from lbscrape.config import (
 from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.kube import make_api_client
 from lbscrape.model import isotime, parse_isotime
+from lbscrape.resolve import describe_all, resolve
+from lbscrape.series import lb_labels
 
 log = logging.getLogger("lbscrape")
 
@@ -415,6 +417,74 @@ def estimate(region: str | None, period: str, interval: str, kubeconfig: str | N
         for line in est.lines():
             click.echo(line)
     return ExitStatus.OK
+
+
+@cli.command()
+@_opt("--cluster", default="", help="Cluster name, for the labels shown.")
+@_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
+@_opt("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Static labels, as for run.")
+@_checkpoint_options
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def discover(cluster: str, region: str | None, labels: tuple[str, ...],
+             checkpoint_configmap: str | None, checkpoint_file: str | None,
+             kubeconfig: str | None, context: str | None, output: str) -> int:
+    """Every load-balancer-owning object, what it resolved to, its labels and lag.
+
+    Exits 3 when an object that has a load balancer hostname could not be resolved, so
+    CI can gate on it.
+
+    \b
+    Example:
+        lbscrape discover --cluster prod-eu -o json
+    """
+    try:
+        static = parse_labels(labels)
+        store = _open_store(checkpoint_configmap, checkpoint_file, kubeconfig, context)
+        kube, _ = make_api_client(kubeconfig, context)
+        session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
+        if not session.region_name:
+            raise ConfigError("--region: no AWS region configured; pass --region or set "
+                              "AWS_REGION")
+        owners = discovery.discover_all(kube)
+        res = resolve(owners, describe_all(session.client("elbv2", config=AWS_CONFIG)))
+        ends = store.load().ends
+    except ConfigError as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.USAGE
+    except (LbscrapeError, BotoCoreError) as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        return ExitStatus.ERROR
+    now = int(time.time())
+    rows: list[dict[str, Any]] = []
+    for lb in res.load_balancers:
+        for owner in lb.owners:
+            rows.append({
+                "kind": owner.kind, "namespace": owner.namespace, "name": owner.name,
+                "load_balancer_name": lb.name, "arn": lb.arn, "type": lb.type,
+                "load_balancer": lb.dimension,
+                "labels": lb_labels(lb, cluster, session.region_name, static),
+                "lag_seconds": now - ends[lb.key] if lb.key in ends else None})
+    skipped = [{"kind": o.kind, "namespace": o.namespace, "name": o.name,
+                "reason": "no load balancer hostname in its status yet"}
+               for o in owners if not o.hostnames]
+    skipped += [{"kind": u.owner.kind, "namespace": u.owner.namespace, "name": u.owner.name,
+                 "reason": f"no load balancer in {session.region_name} has DNS name "
+                           f"{u.hostname}"} for u in res.unresolved]
+    if output == "json":
+        click.echo(json.dumps({"resolved": rows, "skipped": skipped}, indent=2))
+    else:
+        table = [("OBJECT", "LOAD BALANCER", "TYPE", "DIMENSION", "LAG", "LABELS")] + [
+            (f"{r['kind']} {r['namespace']}/{r['name']}", r["load_balancer_name"], r["type"],
+             r["load_balancer"], "-" if r["lag_seconds"] is None else _ago(r["lag_seconds"]),
+             ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())))
+            for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(6)]
+        for row in table:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        for s in skipped:
+            click.echo(f"skipped {s['kind']} {s['namespace']}/{s['name']}: {s['reason']}")
+    return ExitStatus.PARTIAL if res.unresolved else ExitStatus.OK
 
 
 def _lb_name(dimension: str) -> str:

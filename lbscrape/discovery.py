@@ -27,6 +27,11 @@ PAGE_SIZE = 500
 
 def discover(api: k8s.ApiClient) -> list[Owner]:
     """All LB-owning Ingresses and Services that have a hostname, sorted by kind/ns/name."""
+    return [o for o in discover_all(api) if o.hostnames]
+
+
+def discover_all(api: k8s.ApiClient) -> list[Owner]:
+    """All LB-owning Ingresses and Services, with or without a hostname yet."""
     net = k8s.NetworkingV1Api(api)
     core = k8s.CoreV1Api(api)
     classes = list(_paged(net.list_ingress_class, "list ingressclasses.networking.k8s.io"))
@@ -49,11 +54,10 @@ def discover(api: k8s.ApiClient) -> list[Owner]:
             spec.load_balancer_class, svc.metadata.annotations or {}
         ):
             owners.append(_owner("Service", svc))
-    with_host = [o for o in owners if o.hostnames]
     for o in owners:
         if not o.hostnames:
             log.debug("%s has no load balancer hostname yet; skipped", o)
-    return sorted(with_host, key=lambda o: (o.kind, o.namespace, o.name))
+    return sorted(owners, key=lambda o: (o.kind, o.namespace, o.name))
 
 
 def is_alb_ingress(class_name: str | None, annotations: Mapping[str, str],
