@@ -299,12 +299,8 @@ def checkpoint_show(checkpoint_configmap: str | None, checkpoint_file: str | Non
     try:
         store = _open_store(checkpoint_configmap, checkpoint_file, kubeconfig, context)
         ends = store.load().ends
-    except ConfigError as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.USAGE
-    except LbscrapeError as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.ERROR
+    except (LbscrapeError, BotoCoreError) as e:
+        return _fail(e)
     now = int(time.time())
     items = sorted(ends.items())
     if output == "json":
@@ -360,12 +356,8 @@ def checkpoint_reset(checkpoint_configmap: str | None, checkpoint_file: str | No
                 raise ConfigError(f"--load-balancer: no checkpoint for "
                                   f"{', '.join(sorted(missing))} (see 'lbscrape checkpoint show')")
         stored = store.update(current, lambda ends: reset(ends, keys, at))
-    except ConfigError as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.USAGE
-    except LbscrapeError as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.ERROR
+    except (LbscrapeError, BotoCoreError) as e:
+        return _fail(e)
     changed = sorted(k for k in current.ends if stored.ends.get(k) != current.ends[k])
     what = f"moved to {isotime(at)}" if at is not None else "forgotten"
     click.echo(f"{len(changed)} checkpoints {what} in {store.location}")
@@ -404,12 +396,8 @@ def estimate(region: str | None, period: str, interval: str, kubeconfig: str | N
             raise ConfigError("--region: no AWS region configured; pass --region or set "
                               "AWS_REGION")
         lbs = costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG))
-    except ConfigError as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.USAGE
     except (LbscrapeError, BotoCoreError) as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.ERROR
+        return _fail(e)
     est = costing.estimate(lbs, period_s, interval_s)
     if output == "json":
         click.echo(json.dumps(est.as_dict(), indent=2))
@@ -449,12 +437,8 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         owners = discovery.discover_all(kube)
         res = resolve(owners, describe_all(session.client("elbv2", config=AWS_CONFIG)))
         ends = store.load().ends
-    except ConfigError as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.USAGE
     except (LbscrapeError, BotoCoreError) as e:
-        click.echo(f"lbscrape: error: {e}", err=True)
-        return ExitStatus.ERROR
+        return _fail(e)
     now = int(time.time())
     rows: list[dict[str, Any]] = []
     for lb in res.load_balancers:
@@ -485,6 +469,12 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         for s in skipped:
             click.echo(f"skipped {s['kind']} {s['namespace']}/{s['name']}: {s['reason']}")
     return ExitStatus.PARTIAL if res.unresolved else ExitStatus.OK
+
+
+def _fail(e: Exception) -> int:
+    """One line on stderr; bad input is exit 2, anything else exit 1."""
+    click.echo(f"lbscrape: error: {e}", err=True)
+    return ExitStatus.USAGE if isinstance(e, ConfigError) else ExitStatus.ERROR
 
 
 def _lb_name(dimension: str) -> str:
