@@ -9,9 +9,8 @@ import json
 import re
 from pathlib import Path
 
-import yaml
-
 from tests.faultproxy import FaultProxy
+from tests.test_manifests import _grants, _one
 from tests.test_run import Scene
 
 CRONJOB = Path(__file__).resolve().parent.parent / "cronjob"
@@ -19,15 +18,7 @@ SIGNING_TO_IAM = {"monitoring": "cloudwatch", "elasticloadbalancing": "elasticlo
 
 
 def granted_rbac():
-    grants = set()
-    for doc in yaml.safe_load_all((CRONJOB / "rbac.yaml").read_text()):
-        if doc and doc["kind"] in ("ClusterRole", "Role"):
-            for rule in doc["rules"]:
-                for group in rule["apiGroups"]:
-                    for res in rule["resources"]:
-                        for verb in rule["verbs"]:
-                            grants.add((group, res, verb))
-    return grants
+    return _grants(_one("ClusterRole")["rules"]) | _grants(_one("Role")["rules"])
 
 
 def granted_iam():
