@@ -2,16 +2,23 @@
 
 1. encode: WriteRequest + snappy for a live-run shape and a backfill shape.
 2. plan_calls: GetMetricData planning for many load balancers.
-3. repeat cost: a crash between write and checkpoint makes the next run re-send its
+3. backfill memory: peak Python memory of a backfill to an OpenMetrics file, for a
+   short and a 15-day range, with an in-process CloudWatch stand-in (flat, not growing).
+4. repeat cost: a crash between write and checkpoint makes the next run re-send its
    window; Prometheus refuses the old samples and the LB is re-sent minute by minute. Measured
    against a real Prometheus (Debian's), so it needs `scripts/test` to have installed it.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+import tracemalloc
+from datetime import UTC, datetime
+from typing import Any
 
-from lbscrape import remote_write
+from lbscrape import backfill, remote_write
 from lbscrape.catalog import default_specs
 from lbscrape.cloudwatch import FetchTarget, plan_calls
 from lbscrape.config import RemoteWriteSettings
@@ -51,6 +58,46 @@ def bench_plan() -> None:
           f"{sum(len(c.queries) for c in calls)} metrics, {took * 1000:.0f} ms")
 
 
+class _FakeCloudWatch:
+    """Answers GetMetricData with one datapoint per period for every query."""
+
+    def get_metric_data(self, **req: Any) -> dict[str, Any]:
+        start, end = int(req["StartTime"].timestamp()), int(req["EndTime"].timestamp())
+        out = []
+        for q in req["MetricDataQueries"]:
+            period = q["MetricStat"]["Period"]
+            stamps = [datetime.fromtimestamp(t, UTC) for t in range(start, end, period)]
+            out.append({"Id": q["Id"], "StatusCode": "Complete", "Timestamps": stamps,
+                        "Values": [float(i % 97) for i in range(len(stamps))]})
+        return {"MetricDataResults": out}
+
+
+def bench_backfill_memory() -> None:
+    now = 1_800_000_000
+    targets = [backfill.Target(f"app/lb-{i}/0123456789abcdef", f"lb-{i}",
+                               (("LoadBalancer", f"app/lb-{i}/0123456789abcdef"),),
+                               (("cluster", "bench"), ("load_balancer_name", f"lb-{i}")),
+                               default_specs("application")) for i in range(5)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for days in (1, 15):
+            window = backfill.plan_range(now - days * 86400 + 600, now, 60, 120, now)
+            plan = backfill.make_plan(window, targets)
+            state = backfill.State(window, tuple(targets), "file")
+            store = backfill.StateFile(os.path.join(tmp, f"state-{days}.json"))
+            sink = backfill.OpenMetricsSink(os.path.join(tmp, f"out-{days}.om"), state, False)
+            tracemalloc.start()
+            started = time.perf_counter()
+            backfill.run(plan, state, store, _FakeCloudWatch(), sink)
+            took = time.perf_counter() - started
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            sink.close()
+            print(f"backfill {days:2d} days x 5 ALBs: {len(plan.calls)} calls, "
+                  f"{plan.metrics_requested} metrics (${plan.dollars:.4f}), "
+                  f"{state.samples_written:,} samples in {took:.1f}s, "
+                  f"peak {peak / 2**20:.0f} MiB")
+
+
 def bench_repeat() -> None:
     from tests.world import Prometheus
 
@@ -79,4 +126,5 @@ def bench_repeat() -> None:
 if __name__ == "__main__":
     bench_encode()
     bench_plan()
+    bench_backfill_memory()
     bench_repeat()

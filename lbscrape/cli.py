@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import boto3
@@ -21,7 +21,9 @@ import click
 from botocore.exceptions import BotoCoreError
 
 from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write
+from lbscrape import backfill as backfill_mod
 from lbscrape.budget import Budget
+from lbscrape.catalog import default_specs
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
     CheckpointLocation,
@@ -38,7 +40,7 @@ from lbscrape.config import (
 )
 from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.kube import make_api_client
-from lbscrape.model import isotime, parse_isotime
+from lbscrape.model import LoadBalancer, isotime, parse_isotime
 from lbscrape.resolve import describe_all, resolve
 from lbscrape.series import lb_labels
 
@@ -79,6 +81,57 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
 
 
+def _remote_write_options(f: F) -> F:
+    """The endpoint, its retry policy, credentials and TLS: shared by every command that
+    writes."""
+    for decorator in reversed([
+        _opt("--remote-write-url", default=None,
+             help="Prometheus remote-write endpoint (required unless --dry-run)."),
+        _opt("--remote-write-timeout", default="10s",
+             help="Timeout of one remote-write request."),
+        _opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
+             help="Retries of a request on 5xx, 429 and connection errors."),
+        _opt("--remote-write-max-samples", default=20_000, type=click.IntRange(1),
+             help="Samples per request at most (receivers limit request size)."),
+        _opt("--remote-write-bearer-token-file", default=None, metavar="PATH",
+             help="Send 'Authorization: Bearer' with the token in this file (e.g. a "
+                  "mounted Secret)."),
+        _opt("--remote-write-username", default=None,
+             help="Basic auth user name; the password comes from "
+                  "--remote-write-password-file."),
+        _opt("--remote-write-password-file", default=None, metavar="PATH",
+             help="File holding the basic auth password (with --remote-write-username)."),
+        _opt("--remote-write-ca-file", default=None, metavar="PATH",
+             help="PEM CA bundle to verify the endpoint with, instead of the system's. TLS "
+                  "verification is always on."),
+        _opt("--remote-write-cert-file", default=None, metavar="PATH",
+             help="PEM client certificate for mTLS (with --remote-write-key-file)."),
+        _opt("--remote-write-key-file", default=None, metavar="PATH",
+             help="PEM private key of --remote-write-cert-file, unencrypted."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def _remote_write_settings(o: dict[str, Any]
+                           ) -> tuple[RemoteWriteSettings | None, remote_write.Credentials | None]:
+    """Validate the remote-write options and read their secret and certificate files now
+    (also in a dry run), so a missing Secret is a usage error before anything is fetched."""
+    if not o["remote_write_url"]:
+        return None, None
+    rw = validate_remote_write_auth(RemoteWriteSettings(
+        url=parse_remote_write_url(o["remote_write_url"]),
+        timeout=float(parse_duration(o["remote_write_timeout"], "--remote-write-timeout")),
+        retries=o["remote_write_retries"],
+        max_samples_per_request=o["remote_write_max_samples"],
+        bearer_token_file=o["remote_write_bearer_token_file"],
+        username=o["remote_write_username"], password_file=o["remote_write_password_file"],
+        ca_file=o["remote_write_ca_file"], cert_file=o["remote_write_cert_file"],
+        key_file=o["remote_write_key_file"],
+    ))
+    return rw, remote_write.load_credentials(rw)
+
+
 @click.group(cls=_Cli)
 @click.version_option(__version__, prog_name="lbscrape")
 def cli() -> None:
@@ -88,8 +141,6 @@ def cli() -> None:
 @cli.command()
 @_opt("--cluster", required=True, help="Cluster name, written as the `cluster` label.")
 @_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
-@_opt("--remote-write-url", default=None,
-      help="Prometheus remote-write endpoint (required unless --dry-run).")
 @_opt("--checkpoint-configmap", default=None, metavar="NAMESPACE/NAME",
       help=f"ConfigMap holding checkpoints (default: {DEFAULT_CHECKPOINT_NAME} in the pod's "
            "namespace, or the kubeconfig context's namespace).")
@@ -104,22 +155,7 @@ def cli() -> None:
       help="Forget checkpoints of load balancers not seen for this long.")
 @_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
       help="Static label on every sample (repeatable; in the env var, separate by spaces).")
-@_opt("--remote-write-timeout", default="10s", help="Timeout of one remote-write request.")
-@_opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
-      help="Retries of a request on 5xx, 429 and connection errors.")
-@_opt("--remote-write-bearer-token-file", default=None, metavar="PATH",
-      help="Send 'Authorization: Bearer' with the token in this file (e.g. a mounted Secret).")
-@_opt("--remote-write-username", default=None,
-      help="Basic auth user name; the password comes from --remote-write-password-file.")
-@_opt("--remote-write-password-file", default=None, metavar="PATH",
-      help="File holding the basic auth password (with --remote-write-username).")
-@_opt("--remote-write-ca-file", default=None, metavar="PATH",
-      help="PEM CA bundle to verify the endpoint with, instead of the system's. TLS "
-           "verification is always on.")
-@_opt("--remote-write-cert-file", default=None, metavar="PATH",
-      help="PEM client certificate for mTLS (with --remote-write-key-file).")
-@_opt("--remote-write-key-file", default=None, metavar="PATH",
-      help="PEM private key of --remote-write-cert-file, unencrypted.")
+@_remote_write_options
 @_opt("--deadline", default="50s",
       help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
            "interval and the Job's activeDeadlineSeconds.")
@@ -132,16 +168,12 @@ def cli() -> None:
       help="Log format (default: json unless stderr is a terminal).")
 @_opt("--now", default=None, hidden=True,
       help="Pretend it is this time (RFC 3339 or epoch seconds); never later than the clock.")
-def run(cluster: str, region: str | None, remote_write_url: str | None,
+def run(cluster: str, region: str | None,
         checkpoint_configmap: str | None, checkpoint_file: str | None, settle_delay: str,
         period: str, initial_lookback: str,
         max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
-        remote_write_timeout: str,
-        remote_write_retries: int, remote_write_bearer_token_file: str | None,
-        remote_write_username: str | None, remote_write_password_file: str | None,
-        remote_write_ca_file: str | None, remote_write_cert_file: str | None,
-        remote_write_key_file: str | None, deadline: str, dry_run: bool, kubeconfig: str | None,
-        context: str | None, log_format: str | None, now: str | None) -> int:
+        deadline: str, dry_run: bool, kubeconfig: str | None,
+        context: str | None, log_format: str | None, now: str | None, **rw_options: Any) -> int:
     """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
 
     \b
@@ -168,21 +200,8 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             raise ConfigError("--deadline: must be positive (default 50s)")
         if not cluster.strip():
             raise ConfigError("--cluster: must not be empty")
-        rw, credentials = None, None
-        if remote_write_url:
-            rw = validate_remote_write_auth(RemoteWriteSettings(
-                url=parse_remote_write_url(remote_write_url),
-                timeout=float(parse_duration(remote_write_timeout, "--remote-write-timeout")),
-                retries=remote_write_retries,
-                bearer_token_file=remote_write_bearer_token_file,
-                username=remote_write_username, password_file=remote_write_password_file,
-                ca_file=remote_write_ca_file, cert_file=remote_write_cert_file,
-                key_file=remote_write_key_file,
-            ))
-            # Read the secret and certificate files now (also in a dry run), so a missing
-            # Secret is a usage error before anything is fetched.
-            credentials = remote_write.load_credentials(rw)
-        elif not dry_run:
+        rw, credentials = _remote_write_settings(rw_options)
+        if rw is None and not dry_run:
             raise ConfigError("--remote-write-url: required unless --dry-run "
                               "(or set LBSCRAPE_REMOTE_WRITE_URL)")
         location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
@@ -469,6 +488,203 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         for s in skipped:
             click.echo(f"skipped {s['kind']} {s['namespace']}/{s['name']}: {s['reason']}")
     return ExitStatus.PARTIAL if res.unresolved else ExitStatus.OK
+
+
+@cli.command()
+@_opt("--start", required=True, metavar="TIME",
+      help="First period: RFC 3339, a date (midnight UTC), epoch seconds or a time ago (-6h).")
+@_opt("--end", default="now", metavar="TIME",
+      help="End of the range (exclusive), clamped to now minus the settle delay.")
+@_opt("--cluster", required=True, help="Cluster name, written as the `cluster` label.")
+@_opt("--region", default=None, help="AWS region (default: the profile's).")
+@_opt("--profile", default=None, help="AWS profile (default: the AWS config chain).")
+@_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
+      help="Static labels, as for run (use the CronJob's, so the series are the same).")
+@_opt("--load-balancer", "names", multiple=True, metavar="NAME",
+      help="Only this load balancer (AWS name); repeatable. Default: all discovered.")
+@_opt("--namespace", "namespaces", multiple=True, metavar="NS",
+      help="Only load balancers owned by objects in this namespace; repeatable.")
+@_opt("--period", default="60s",
+      help="CloudWatch period; 1-minute data is kept 15 days, 5-minute 63 days, 1-hour 455.")
+@_opt("--settle-delay", default="2m", help="Write a period only this long after it ended.")
+@_remote_write_options
+@_opt("--output", default=None, metavar="FILE",
+      help="Write OpenMetrics text for 'promtool tsdb create-blocks-from openmetrics' "
+           "instead of remote writing.")
+@_opt("--state-file", "--checkpoint-file", "state_file", default="lbscrape-backfill.json",
+      metavar="PATH", help="Where progress is kept, for --resume.")
+@click.option("--resume", is_flag=True, help="Carry on an interrupted backfill from its "
+              "state file, without re-sending what it wrote.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (never asked "
+              "when stdin is not a terminal).")
+@_opt("--kubeconfig", default=None, help="Kubeconfig file.")
+@_opt("--context", default=None, help="Kubeconfig context.")
+@_opt("--log-format", type=click.Choice(["json", "text"]), default=None,
+      help="Log format (default: json unless stderr is a terminal).")
+@_opt("--now", default=None, hidden=True, help="Pretend it is this time; never later than "
+      "the clock.")
+def backfill(start: str, end: str, cluster: str, region: str | None, profile: str | None,
+             labels: tuple[str, ...], names: tuple[str, ...], namespaces: tuple[str, ...],
+             period: str, settle_delay: str, output: str | None, state_file: str,
+             resume: bool, yes: bool, kubeconfig: str | None, context: str | None,
+             log_format: str | None, now: str | None, **rw_options: Any) -> int:
+    """Fill a past range once, e.g. a gap the CronJob left or the history of a new setup.
+
+    Prints what it will request from CloudWatch and what that costs, then fetches one
+    GetMetricData call at a time and writes it, keeping progress in --state-file: after
+    Ctrl-C or a failure, the same command with --resume carries on. It never moves the
+    CronJob's checkpoint.
+
+    A live Prometheus takes samples older than about 1h only within its
+    storage.tsdb.out_of_order_time_window; for older ranges use --output and promtool.
+
+    \b
+    Example:
+        lbscrape backfill --cluster prod-eu --start -6h --label env=prod \\
+          --remote-write-url https://prometheus.example/api/v1/write
+        lbscrape backfill --cluster prod-eu --start 2026-11-01 --end 2026-11-08 \\
+          --period 5m --output nov.om
+    """
+    logs.setup(log_format)
+    clock = _parse_now(now)
+    store = backfill_mod.StateFile(state_file)
+    try:
+        period_s = parse_duration(period, "--period")
+        settle_s = parse_duration(settle_delay, "--settle-delay")
+        # Only the period and settle rules apply: a backfill has no lookback or catch-up.
+        validate_window(WindowSettings(settle_s, period_s, period_s, period_s))
+        static = parse_labels(labels)
+        rw, credentials = _remote_write_settings(rw_options)
+        if (rw is None) == (output is None):
+            raise ConfigError("--output: give either --remote-write-url or --output FILE "
+                              "(OpenMetrics for promtool)")
+        target = f"file {output}" if output else f"remote-write {redact_url(rw.url) if rw else ''}"
+        session = boto3.session.Session(profile_name=profile,
+                                        region_name=region or os.environ.get("AWS_REGION"))
+        if not session.region_name:
+            raise ConfigError("--region: no AWS region configured; pass --region or set "
+                              "AWS_REGION")
+        if resume:
+            state = store.load()
+            if state.output != target:
+                raise ConfigError(f"--resume: {state_file} was writing to {state.output}, not "
+                                  f"{target}; pass the same destination")
+        else:
+            if store.exists():
+                raise ConfigError(f"--state-file: {state_file} holds an unfinished backfill; "
+                                  "pass --resume to carry on, or delete it to start over")
+            window = backfill_mod.plan_range(
+                backfill_mod.parse_when(start, clock, "--start"),
+                backfill_mod.parse_when(end, clock, "--end"), period_s, settle_s, clock)
+            kube, _ = make_api_client(kubeconfig, context)
+            owners = discovery.discover(kube)
+            lbs = _select(resolve(owners, describe_all(session.client("elbv2", config=AWS_CONFIG)))
+                          .load_balancers, names, namespaces)
+            state = backfill_mod.State(window, tuple(
+                backfill_mod.Target(lb.key, lb.name, (("LoadBalancer", lb.dimension),),
+                                    tuple(sorted(lb_labels(lb, cluster.strip(),
+                                                           session.region_name, static).items())),
+                                    default_specs(lb.type))
+                for lb in lbs), target)
+        plan = backfill_mod.make_plan(state.window, state.targets)
+    except (LbscrapeError, BotoCoreError) as e:
+        return _fail(e)
+
+    for line in backfill_mod.describe(plan):
+        click.echo(line)
+    left = len(plan.calls) - len(state.done)
+    if resume:
+        click.echo(f"resuming: {len(state.done)} of {len(plan.calls)} calls already written, "
+                   f"{state.samples_written:,} samples")
+    if left and not yes and sys.stdin.isatty() and not click.confirm("Start?", err=True):
+        return ExitStatus.ERROR
+    try:
+        sink: backfill_mod.Sink
+        if output:
+            sink = backfill_mod.OpenMetricsSink(output, state, resume)
+        else:
+            assert rw is not None
+            sink = backfill_mod.RemoteWriteSink(remote_write.Client(rw, credentials=credentials))
+        store.save(state)
+    except (LbscrapeError, BotoCoreError) as e:
+        return _fail(e)
+    try:
+        with _Progress(len(plan.calls), len(state.done)) as progress:
+            outcome = backfill_mod.run(plan, state, store, session.client(
+                "cloudwatch", config=AWS_CONFIG), sink, progress)
+    except KeyboardInterrupt:
+        click.echo(f"lbscrape: interrupted after {len(state.done)} of {len(plan.calls)} calls; "
+                   f"carry on with the same command and --resume", err=True)
+        return 130
+    except (LbscrapeError, BotoCoreError) as e:
+        click.echo(f"lbscrape: error: {e}", err=True)
+        click.echo(f"lbscrape: {len(state.done)} of {len(plan.calls)} calls written; carry on "
+                   "with the same command and --resume", err=True)
+        return ExitStatus.ERROR
+    finally:
+        sink.close()
+    done = len(state.done) == len(plan.calls)
+    log.info("backfill %s: calls_written=%d/%d gmd_calls=%d metrics_requested=%d "
+             "samples_written=%d samples_rejected=%d", "finished" if done else "incomplete",
+             len(state.done), len(plan.calls), outcome.gmd_calls, outcome.metrics_requested,
+             state.samples_written, state.samples_rejected)
+    if not done:
+        click.echo(f"lbscrape: {len(outcome.failed)} calls could not be fetched; run the same "
+                   "command with --resume to retry them", err=True)
+        return ExitStatus.PARTIAL
+    if output:
+        click.echo(f"wrote {output}; load it with: promtool tsdb create-blocks-from "
+                   f"openmetrics {output} <prometheus data dir>")
+    return ExitStatus.PARTIAL if state.samples_rejected else ExitStatus.OK
+
+
+def _select(lbs: Sequence[LoadBalancer], names: Sequence[str], namespaces: Sequence[str]
+            ) -> list[LoadBalancer]:
+    """The load balancers --load-balancer and --namespace ask for; each must match one."""
+    chosen = [lb for lb in lbs
+              if (not names or lb.name in names)
+              and (not namespaces or any(o.namespace in namespaces for o in lb.owners))]
+    for option, wanted, have in (
+            ("--load-balancer", names, {lb.name for lb in lbs}),
+            ("--namespace", namespaces, {o.namespace for lb in lbs for o in lb.owners})):
+        missing = sorted(set(wanted) - have)
+        if missing:
+            raise ConfigError(f"{option}: no discovered load balancer matches "
+                              f"{', '.join(missing)} (see 'lbscrape discover')")
+    if not chosen:
+        raise ConfigError("--load-balancer/--namespace: no load balancer left to backfill")
+    return chosen
+
+
+class _Progress:
+    """click's progress bar with ETA on a terminal, else a log line per call."""
+
+    def __init__(self, total: int, done: int) -> None:
+        self.total, self.done = total, done
+        self.started = time.monotonic()
+        self.bar: Any = None
+
+    def __enter__(self) -> _Progress:
+        if sys.stderr.isatty():
+            self.bar = click.progressbar(length=self.total, label="backfill", show_eta=True,
+                                         show_pos=True, file=sys.stderr)
+            self.bar.__enter__()
+            self.bar.update(self.done)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int, state: backfill_mod.State) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.bar.pos)
+            return
+        elapsed = time.monotonic() - self.started
+        rate = (done - self.done) / elapsed if elapsed > 0 else 0
+        eta = f"{(total - done) / rate:.0f}s" if rate else "?"
+        log.info("backfill: %d/%d calls written (%d%%), %d samples, eta %s", done, total,
+                 100 * done // total, state.samples_written, eta)
 
 
 def _fail(e: Exception) -> int:

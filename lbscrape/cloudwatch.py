@@ -99,7 +99,8 @@ def split_window(window: Window, max_periods: int) -> list[Window]:
     ]
 
 
-def plan_calls(targets: Iterable[FetchTarget]) -> list[Call]:
+def plan_calls(targets: Iterable[FetchTarget], max_queries: int = MAX_QUERIES_PER_CALL
+               ) -> list[Call]:
     by_window: dict[Window, list[FetchTarget]] = defaultdict(list)
     for t in targets:
         if not t.window.empty and t.specs:
@@ -108,7 +109,7 @@ def plan_calls(targets: Iterable[FetchTarget]) -> list[Call]:
     for window in sorted(by_window, key=lambda w: (w.start, w.end, w.period)):
         pairs = [(t, s) for t in by_window[window] for s in t.specs]
         for piece in split_window(window, MAX_DATAPOINTS_PER_CALL):
-            per_call = max(1, min(MAX_QUERIES_PER_CALL, MAX_DATAPOINTS_PER_CALL // piece.periods))
+            per_call = max(1, min(max_queries, MAX_DATAPOINTS_PER_CALL // piece.periods))
             for i in range(0, len(pairs), per_call):
                 chunk = pairs[i : i + per_call]
                 queries = tuple(

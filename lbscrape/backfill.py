@@ -1,0 +1,444 @@
+"""`lbscrape backfill`: fill a past range once, from a laptop, resumably.
+
+Planning is pure: which range CloudWatch still holds at the chosen period, and the
+GetMetricData calls that request every (load balancer, metric, statistic) once. The
+loop then takes one call at a time (fetch, write, record it in a local state file), so
+memory is bounded by one call (at most 100,800 datapoints) however long the range is,
+and an interrupted backfill carries on at the first unfinished request. It never reads
+or moves the CronJob's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any, Protocol
+
+from lbscrape import cloudwatch, remote_write
+from lbscrape.config import parse_duration
+from lbscrape.costing import PRICE_PER_1000
+from lbscrape.errors import ConfigError, LbscrapeError, RemoteWriteError
+from lbscrape.model import Labels, MetricSpec, Sample, Series, Window, isotime, parse_isotime
+from lbscrape.series import selector
+
+log = logging.getLogger(__name__)
+
+DAY = 86400
+# GetMetricData's rule: a start less than 15 days ago takes any multiple of 60 s, up to
+# 63 days ago a multiple of 300 s, up to 455 days ago a multiple of 3600 s.
+RETENTION = ((60, 15 * DAY), (300, 63 * DAY), (3600, 455 * DAY))
+STATE_FORMAT = 1
+# Refusals that mean "older than this TSDB takes", not "this sample is wrong": every
+# later sample of the backfill would get the same answer, so stop and say what to change.
+TOO_OLD_REASONS = ("out of bounds", "out of order sample", "too old sample",
+                   "sample-timestamp-too-old", "sample-out-of-order", "sample too old",
+                   "sample timestamp out of order")
+OOO_ADVICE = (
+    "the endpoint refused samples as older than it accepts: a live TSDB takes samples "
+    "up to about 1h older than its newest only; set storage.tsdb.out_of_order_time_window "
+    "(Prometheus >= 2.39) or out_of_order_time_window (Mimir) to cover the range and carry "
+    "on with --resume, or write a file with --output and load it with "
+    "'promtool tsdb create-blocks-from openmetrics'"
+)
+
+
+class BackfillStopped(LbscrapeError):
+    """Nothing more can be written now; the state file says where to carry on."""
+
+
+# --- times and range ------------------------------------------------------------------
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_when(text: str, now: int, option: str) -> int:
+    """'2026-11-01T06:00:00Z', '2026-11-01' (UTC midnight), epoch seconds, 'now' or a
+    time ago ('-6h', '-2d12h') -> seconds since the epoch."""
+    t = text.strip()
+    try:
+        if t == "now":
+            return now
+        if t.startswith("-"):
+            return now - parse_duration(t[1:], option)
+        if t.isdigit():
+            return int(t)
+        if _DATE.fullmatch(t):
+            return int(datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp())
+        return parse_isotime(t)
+    except (ConfigError, ValueError):
+        raise ConfigError(
+            f"{option}: cannot read time {text!r}; use RFC 3339 (2026-11-01T06:00:00Z), a "
+            "date (2026-11-01, midnight UTC), epoch seconds, or a time ago (-6h, -2d)"
+        ) from None
+
+
+def kept_for(period: int) -> int:
+    """How far back GetMetricData serves data at this period."""
+    return max(k for p, k in RETENTION if period % p == 0)
+
+
+def plan_range(start: int, end: int, period: int, settle_delay: int, now: int) -> Window:
+    """The whole periods to backfill: from start (rounded down to a period) to end,
+    clamped so that every period ended at least settle_delay ago. Raises ConfigError
+    for an empty range or one older than CloudWatch keeps at this period."""
+    settled = (now - settle_delay) // period * period
+    s = start // period * period
+    e = min(end, settled) // period * period
+    if e <= s:
+        raise ConfigError(
+            f"--start/--end: {isotime(start)}..{isotime(end)} holds no settled {period}s "
+            f"period (nothing ends before {isotime(settled)}, now minus the settle delay)")
+    kept = kept_for(period)
+    if s < now - kept:
+        better = [p for p, k in RETENTION if p > period and s >= now - k]
+        where = f"CloudWatch keeps {period}s-period data for {kept // DAY} days"
+        if better:
+            p = better[0]
+            unit = f"{p // 3600}h" if p % 3600 == 0 else f"{p // 60}m"
+            raise ConfigError(
+                f"--start: {isotime(s)} is older than {where}; use --period {unit} "
+                f"({_span(p)} data is kept for {kept_for(p) // DAY} days)")
+        raise ConfigError(f"--start: {isotime(s)} is older than {where}, and no ELB data "
+                          f"is kept longer than {RETENTION[-1][1] // DAY} days")
+    return Window(s, e, period)
+
+
+def _span(period: int) -> str:
+    return f"{period // 3600}-hour" if period % 3600 == 0 else f"{period // 60}-minute"
+
+
+# --- plan -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """One load balancer to backfill, with everything needed to write it."""
+
+    key: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]
+    labels: Labels
+    """Every label but __name__."""
+    specs: tuple[MetricSpec, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    window: Window
+    targets: tuple[Target, ...]
+    calls: tuple[cloudwatch.Call, ...]
+
+    @property
+    def metrics_requested(self) -> int:
+        return sum(len(c.queries) for c in self.calls)
+
+    @property
+    def datapoints(self) -> int:
+        """At most this many: CloudWatch has no datapoint for a quiet sparse counter."""
+        return sum(c.datapoints for c in self.calls)
+
+    @property
+    def dollars(self) -> float:
+        return self.metrics_requested * PRICE_PER_1000 / 1000
+
+
+def make_plan(window: Window, targets: Sequence[Target],
+              max_queries: int = cloudwatch.MAX_QUERIES_PER_CALL) -> Plan:
+    """Each (target, metric, statistic) is requested once when the range fits one call's
+    100,800 datapoints (any range CloudWatch keeps does), packed up to 500 per call."""
+    calls = cloudwatch.plan_calls(
+        (cloudwatch.FetchTarget(t.key, t.dimensions, window, t.specs) for t in targets),
+        max_queries)
+    return Plan(window, tuple(targets), tuple(calls))
+
+
+def describe(plan: Plan) -> list[str]:
+    w = plan.window
+    return [
+        f"backfill {isotime(w.start)}..{isotime(w.end)} ({w.periods} periods of {w.period}s) "
+        f"for {len(plan.targets)} load balancers: "
+        + ", ".join(sorted(t.name for t in plan.targets)),
+        f"GetMetricData: {len(plan.calls)} calls, {plan.metrics_requested} metrics requested, "
+        f"up to {plan.datapoints:,} datapoints",
+        f"estimated cost: ${plan.dollars:.4f} (assuming the list price of "
+        f"${PRICE_PER_1000} per 1,000 metrics requested; check your region's price)",
+    ]
+
+
+# --- state --------------------------------------------------------------------------------
+
+class CorruptState(ConfigError):
+    """The state file cannot be used; the message says how to start over."""
+
+
+@dataclass
+class State:
+    """A backfill's plan inputs and progress, kept in a local JSON file."""
+
+    window: Window
+    targets: tuple[Target, ...]
+    output: str
+    """Where the samples go, e.g. 'remote-write https://host/api/v1/write' (redacted)."""
+    done: set[int] = field(default_factory=set)
+    """Calls whose samples were all written."""
+    partial: tuple[int, int] | None = None
+    """(call, requests written) of the call being written when it stopped."""
+    file_offset: int = 0
+    """--output: bytes of the file that belong to written calls."""
+    samples_written: int = 0
+    samples_rejected: int = 0
+
+    def to_json(self) -> str:
+        doc = {
+            "format": STATE_FORMAT,
+            "window": [self.window.start, self.window.end, self.window.period],
+            "output": self.output,
+            "done": sorted(self.done),
+            "partial": list(self.partial) if self.partial else None,
+            "file_offset": self.file_offset,
+            "samples_written": self.samples_written,
+            "samples_rejected": self.samples_rejected,
+            "targets": [
+                {"key": t.key, "name": t.name, "dimensions": [list(d) for d in t.dimensions],
+                 "labels": dict(t.labels),
+                 "specs": [[s.namespace, s.metric, s.stat, s.prom_name] for s in t.specs]}
+                for t in self.targets
+            ],
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, path: str) -> State:
+        fix = f"delete {path} to start the backfill over"
+        try:
+            doc = json.loads(text)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            if doc.get("format") != STATE_FORMAT:
+                raise CorruptState(f"state file {path} has format {doc.get('format')!r}, "
+                                   f"this lbscrape reads format {STATE_FORMAT}; {fix}")
+            start, end, period = (int(x) for x in doc["window"])
+            targets = tuple(
+                Target(t["key"], t["name"], tuple((str(a), str(b)) for a, b in t["dimensions"]),
+                       tuple(sorted((str(k), str(v)) for k, v in t["labels"].items())),
+                       tuple(MetricSpec(*map(str, s)) for s in t["specs"]))
+                for t in doc["targets"]
+            )
+            partial = doc.get("partial")
+            return cls(Window(start, end, period), targets, str(doc["output"]),
+                       {int(i) for i in doc["done"]},
+                       (int(partial[0]), int(partial[1])) if partial else None,
+                       int(doc["file_offset"]), int(doc["samples_written"]),
+                       int(doc["samples_rejected"]))
+        except CorruptState:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise CorruptState(f"state file {path} cannot be read ({e}); {fix}") from None
+
+
+class StateFile:
+    """The JSON file, replaced atomically on every save so a crash leaves the last one."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+    def load(self) -> State:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return State.from_json(f.read(), self.path)
+        except FileNotFoundError:
+            raise ConfigError(f"--resume: no state file {self.path}; start the backfill "
+                              "without --resume (or pass the --state-file it used)") from None
+        except OSError as e:
+            raise ConfigError(f"--state-file: cannot read {self.path}: {e.strerror}") from None
+
+    def save(self, state: State) -> None:
+        tmp = f"{self.path}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(state.to_json() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise BackfillStopped(f"cannot write state file {self.path}: {e.strerror}") from e
+
+
+# --- sinks --------------------------------------------------------------------------------
+
+class Sink(Protocol):
+    def write(self, call: int, series: Sequence[Series], state: State,
+              save: Callable[[], None]) -> None: ...
+
+    def finish(self, state: State) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def requests(series: Sequence[Series], max_samples: int) -> Iterator[list[Series]]:
+    """Pack series into requests of at most max_samples, cutting long series in time.
+    Deterministic for the same input, which is what lets a resumed call skip the
+    requests it already wrote."""
+    current: list[Series] = []
+    n = 0
+    for s in series:
+        samples = s.samples
+        while samples:
+            room = max_samples - n
+            part, samples = samples[:room], samples[room:]
+            current.append(Series(s.labels, part))
+            n += len(part)
+            if n >= max_samples:
+                yield current
+                current, n = [], 0
+    if current:
+        yield current
+
+
+class RemoteWriteSink:
+    def __init__(self, client: remote_write.Client) -> None:
+        self.client = client
+
+    def write(self, call: int, series: Sequence[Series], state: State,
+              save: Callable[[], None]) -> None:
+        skip = state.partial[1] if state.partial and state.partial[0] == call else 0
+        for i, req in enumerate(requests(series, self.client.settings.max_samples_per_request)):
+            if i < skip:
+                continue
+            try:
+                self.client.post(remote_write.encode(req))
+                state.samples_written += remote_write.count(req)
+            except RemoteWriteError as e:
+                if not e.sample:
+                    raise BackfillStopped(str(e)) from None
+                if any(r in str(e).lower() for r in TOO_OLD_REASONS):
+                    raise BackfillStopped(f"{e}: {OOO_ADVICE}") from None
+                rejected = remote_write.write_bisecting(self.client, req)
+                _report(rejected)
+                state.samples_written += remote_write.count(req) - len(rejected)
+                state.samples_rejected += len(rejected)
+            state.partial = (call, i + 1)
+            save()
+
+    def finish(self, state: State) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _report(rejected: Sequence[remote_write.Rejected]) -> None:
+    for r in rejected[:10]:
+        log.warning("remote write refused %s at %s: %s", selector(r.labels),
+                    isotime(r.timestamp_ms // 1000), r.reason)
+    if len(rejected) > 10:
+        log.warning("... and %d more refused samples", len(rejected) - 10)
+
+
+class OpenMetricsSink:
+    """OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`.
+
+    Every series is written whole by one call, so each series' samples are contiguous
+    and in time order, as promtool needs. The file ends with '# EOF' only when every call
+    is written; a resumed backfill first cuts off what an interrupted call left."""
+
+    def __init__(self, path: str, state: State, resume: bool) -> None:
+        self.path = path
+        try:
+            self.f: IO[bytes] = open(path, "r+b" if resume else "wb")  # noqa: SIM115
+            self.f.truncate(state.file_offset if resume else 0)
+            self.f.seek(0, os.SEEK_END)
+        except OSError as e:
+            raise ConfigError(f"--output: cannot write {path}: {e.strerror}") from None
+
+    def write(self, call: int, series: Sequence[Series], state: State,
+              save: Callable[[], None]) -> None:
+        try:
+            for s in series:
+                sel = selector(s.labels).encode()
+                self.f.write(b"".join(
+                    sel + b" " + _om_number(x) + b"\n" for x in s.samples))
+                state.samples_written += len(s.samples)
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            state.file_offset = self.f.tell()
+        except OSError as e:
+            raise BackfillStopped(f"cannot write {self.path}: {e.strerror}") from None
+
+    def finish(self, state: State) -> None:
+        self.f.write(b"# EOF\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _om_number(x: Sample) -> bytes:
+    v = x.value
+    value = "NaN" if v != v else "+Inf" if v == float("inf") else "-Inf" if v == -float(
+        "inf") else repr(v)
+    secs, ms = divmod(x.timestamp_ms, 1000)
+    ts = str(secs) if not ms else f"{secs}.{ms:03d}"
+    return f"{value} {ts}".encode()
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    calls_done: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+    """call -> why its data could not be fetched (retry with --resume)."""
+    gmd_calls: int = 0
+    metrics_requested: int = 0
+
+
+Progress = Callable[[int, int, State], Any]
+
+
+def run(plan: Plan, state: State, store: StateFile, cw: cloudwatch.CloudWatchClient,
+        sink: Sink, progress: Progress | None = None) -> Outcome:
+    """Fetch and write every call not done yet, in order, saving progress after each
+    request. A call whose fetch failed is left for --resume and the others go on; an
+    endpoint that stops accepting stops the backfill (BackfillStopped)."""
+    out = Outcome()
+    by_key = {t.key: t for t in plan.targets}
+    total = len(plan.calls)
+    for i, call in enumerate(plan.calls):
+        if i in state.done:
+            continue
+        fetched = cloudwatch.fetch(cw, [call])
+        out.gmd_calls += fetched.calls
+        out.metrics_requested += fetched.metrics_requested
+        if fetched.failed:
+            # All or nothing per call: a partly written call could not be resumed exactly.
+            out.failed[i] = "; ".join(sorted(set(fetched.failed.values())))
+            log.warning("call %d/%d not written: %s; --resume retries it", i + 1, total,
+                        out.failed[i])
+            continue
+        sink.write(i, list(_series(fetched, by_key)), state, lambda: store.save(state))
+        state.done.add(i)
+        state.partial = None
+        store.save(state)
+        out.calls_done += 1
+        if progress:
+            progress(len(state.done), total, state)
+    if len(state.done) == total:
+        sink.finish(state)
+    return out
+
+
+def _series(fetched: cloudwatch.FetchResult, by_key: dict[str, Target]) -> Iterable[Series]:
+    for (key, spec), samples in sorted(fetched.samples.items(),
+                                       key=lambda kv: (kv[0][0], kv[0][1].prom_name)):
+        if samples:
+            labels = tuple(sorted((*by_key[key].labels, ("__name__", spec.prom_name))))
+            by_ts = {s.timestamp_ms: s for s in samples}
+            yield Series(labels, tuple(by_ts[t] for t in sorted(by_ts)))
