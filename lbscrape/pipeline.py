@@ -7,6 +7,7 @@ passed in; time is passed in as `now`.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -28,6 +29,9 @@ from lbscrape.series import build_series, exposition, lb_labels, selector
 from lbscrape.window import WindowPlan, plan_window
 
 log = logging.getLogger(__name__)
+
+# Above this, the backfill command of a gap names no load balancer and fills them all.
+MAX_NAMES_IN_COMMAND = 20
 
 
 class CheckpointStore(Protocol):
@@ -89,7 +93,7 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     plans = {lb.key: plan_window(now, checkpoint.ends.get(lb.key), cfg.window) for lb in lbs}
     for lb in lbs:
         _warn_realigned(lb, plans[lb.key])
-    _warn_gaps(lbs, plans)
+    _warn_gaps(lbs, plans, cfg)
 
     targets = [
         cloudwatch.FetchTarget(lb.key, (("LoadBalancer", lb.dimension),), plans[lb.key].window,
@@ -148,8 +152,10 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                      "--checkpoint-retention", len(expired))
 
 
-def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan]) -> None:
-    """One line per gap (from, to, which load balancers), not one per load balancer."""
+def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan],
+               cfg: RunConfig) -> None:
+    """One line per gap (from, to, which load balancers, the command that fills it),
+    not one per load balancer."""
     gaps: dict[Window, list[str]] = defaultdict(list)
     for lb in lbs:
         skipped = plans[lb.key].skipped
@@ -158,9 +164,23 @@ def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan]) -> 
     for gap, names in sorted(gaps.items(), key=lambda kv: kv[0].start):
         log.warning(
             "checkpoint older than --max-catchup: skipping %s..%s (%d minutes left as a gap "
-            "that this job will not fill) for %d load balancers: %s",
+            "that this job will not fill) for %d load balancers: %s; fill it with: %s",
             isotime(gap.start), isotime(gap.end), (gap.end - gap.start) // 60, len(names),
-            ", ".join(sorted(names)))
+            ", ".join(sorted(names)), backfill_command(gap, sorted(names), cfg))
+
+
+def backfill_command(gap: Window, names: Sequence[str], cfg: RunConfig) -> str:
+    args = ["lbscrape", "backfill", "--cluster", cfg.cluster, "--region", cfg.region,
+            "--start", isotime(gap.start), "--end", isotime(gap.end)]
+    if gap.period != 60:
+        args += ["--period", f"{gap.period}s"]
+    for k, v in cfg.static_labels:
+        args += ["--label", f"{k}={v}"]
+    if len(names) <= MAX_NAMES_IN_COMMAND:
+        for name in names:
+            args += ["--load-balancer", name]
+    return shlex.join(args) + " --remote-write-url ... (an endpoint older samples are " \
+        "accepted by: see the README on backfill)"
 
 
 def _warn_realigned(lb: LoadBalancer, plan: WindowPlan) -> None:

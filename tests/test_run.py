@@ -8,6 +8,7 @@ Prometheus with what CloudWatch holds, value for value and timestamp for timesta
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 import pytest
@@ -185,7 +186,7 @@ def test_checkpoint_conflict_is_merged(scene):
     assert scene.checkpoint() == {scene.alb.dimension: end, scene.nlb.dimension: end}
 
 
-def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene):
+def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene, tmp_path):
     old = scene.clock - 58 * 60
     scene.run(old, "--initial-lookback", "1m")
     result = scene.run(scene.clock, "--max-catchup", "20m")
@@ -198,6 +199,21 @@ def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene):
     got = scene.stored("alb_request_count_sum")[scene.alb.name]
     assert got == scene.expected(scene.requests, end_for(old) - 60, end_for(old)) + \
         scene.expected(scene.requests, end - 20 * 60, end)
+
+    # The command the warning names fills the gap exactly, once the receiver takes
+    # samples older than its newest (an out-of-order window).
+    command = gap_lines[0].split("fill it with: ")[1].split(" --remote-write-url ...")[0]
+    args = shlex.split(command)
+    assert args[:2] == ["lbscrape", "backfill"]
+    scene.prom.stop()
+    scene.prom.ooo_window = "1d"
+    scene.prom.start()
+    filled = CliRunner().invoke(cli, [
+        *args[1:], "--kubeconfig", scene.kube.kubeconfig_path, "--remote-write-url",
+        scene.prom.write_url, "--state-file", str(tmp_path / "backfill.json")])
+    assert filled.exit_code == 0, filled.output + filled.stderr
+    got = scene.stored("alb_request_count_sum")[scene.alb.name]
+    assert got == scene.expected(scene.requests, end_for(old) - 60, end)
 
 
 def test_unresolvable_owner_is_a_warning_and_the_others_are_written(scene):
