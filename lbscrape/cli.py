@@ -6,6 +6,8 @@ configured with env vars.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -13,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import boto3
@@ -79,6 +82,79 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
 
 
+@dataclass(frozen=True)
+class RemoteWriteOptions:
+    """The remote-write options `run` and `smoke` share, as given (text, paths)."""
+
+    timeout: str
+    retries: int
+    bearer_token_file: str | None
+    username: str | None
+    password_file: str | None
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+
+    def load(self, url: str) -> tuple[RemoteWriteSettings, remote_write.Credentials]:
+        """Validated settings for `url`, and the credential files read. Raises ConfigError."""
+        rw = validate_remote_write_auth(RemoteWriteSettings(
+            url=parse_remote_write_url(url),
+            timeout=float(parse_duration(self.timeout, "--remote-write-timeout")),
+            retries=self.retries, bearer_token_file=self.bearer_token_file,
+            username=self.username, password_file=self.password_file, ca_file=self.ca_file,
+            cert_file=self.cert_file, key_file=self.key_file,
+        ))
+        return rw, remote_write.load_credentials(rw)
+
+
+_REMOTE_WRITE_OPTIONS = [
+    _opt("--remote-write-timeout", default="10s", help="Timeout of one remote-write request."),
+    _opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
+         help="Retries of a request on 5xx, 429 and connection errors."),
+    _opt("--remote-write-bearer-token-file", default=None, metavar="PATH",
+         help="Send 'Authorization: Bearer' with the token in this file (e.g. a mounted "
+              "Secret)."),
+    _opt("--remote-write-username", default=None,
+         help="Basic auth user name; the password comes from --remote-write-password-file."),
+    _opt("--remote-write-password-file", default=None, metavar="PATH",
+         help="File holding the basic auth password (with --remote-write-username)."),
+    _opt("--remote-write-ca-file", default=None, metavar="PATH",
+         help="PEM CA bundle to verify the endpoint with, instead of the system's. TLS "
+              "verification is always on."),
+    _opt("--remote-write-cert-file", default=None, metavar="PATH",
+         help="PEM client certificate for mTLS (with --remote-write-key-file)."),
+    _opt("--remote-write-key-file", default=None, metavar="PATH",
+         help="PEM private key of --remote-write-cert-file, unencrypted."),
+]
+
+
+def _remote_write_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the shared remote-write options; the command gets them as one
+    RemoteWriteOptions argument, `rw_options`."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        kwargs["rw_options"] = RemoteWriteOptions(**{
+            fld.name: kwargs.pop(f"remote_write_{fld.name}")
+            for fld in dataclasses.fields(RemoteWriteOptions)})
+        return f(*args, **kwargs)
+
+    wrapped: Callable[..., Any] = command
+    for decorator in reversed(_REMOTE_WRITE_OPTIONS):
+        wrapped = decorator(wrapped)
+    return wrapped
+
+
+def _aws_session(region: str | None) -> boto3.session.Session:
+    # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
+    # (and EKS pod identity) set, so honour it too.
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
+    if not session.region_name:
+        raise ConfigError("--region: no AWS region configured; pass --region or set "
+                          "AWS_REGION")
+    return session
+
+
 @click.group(cls=_Cli)
 @click.version_option(__version__, prog_name="lbscrape")
 def cli() -> None:
@@ -104,22 +180,7 @@ def cli() -> None:
       help="Forget checkpoints of load balancers not seen for this long.")
 @_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
       help="Static label on every sample (repeatable; in the env var, separate by spaces).")
-@_opt("--remote-write-timeout", default="10s", help="Timeout of one remote-write request.")
-@_opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
-      help="Retries of a request on 5xx, 429 and connection errors.")
-@_opt("--remote-write-bearer-token-file", default=None, metavar="PATH",
-      help="Send 'Authorization: Bearer' with the token in this file (e.g. a mounted Secret).")
-@_opt("--remote-write-username", default=None,
-      help="Basic auth user name; the password comes from --remote-write-password-file.")
-@_opt("--remote-write-password-file", default=None, metavar="PATH",
-      help="File holding the basic auth password (with --remote-write-username).")
-@_opt("--remote-write-ca-file", default=None, metavar="PATH",
-      help="PEM CA bundle to verify the endpoint with, instead of the system's. TLS "
-           "verification is always on.")
-@_opt("--remote-write-cert-file", default=None, metavar="PATH",
-      help="PEM client certificate for mTLS (with --remote-write-key-file).")
-@_opt("--remote-write-key-file", default=None, metavar="PATH",
-      help="PEM private key of --remote-write-cert-file, unencrypted.")
+@_remote_write_options
 @_opt("--deadline", default="50s",
       help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
            "interval and the Job's activeDeadlineSeconds.")
@@ -136,11 +197,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         checkpoint_configmap: str | None, checkpoint_file: str | None, settle_delay: str,
         period: str, initial_lookback: str,
         max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
-        remote_write_timeout: str,
-        remote_write_retries: int, remote_write_bearer_token_file: str | None,
-        remote_write_username: str | None, remote_write_password_file: str | None,
-        remote_write_ca_file: str | None, remote_write_cert_file: str | None,
-        remote_write_key_file: str | None, deadline: str, dry_run: bool, kubeconfig: str | None,
+        rw_options: RemoteWriteOptions, deadline: str, dry_run: bool, kubeconfig: str | None,
         context: str | None, log_format: str | None, now: str | None) -> int:
     """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
 
@@ -170,18 +227,9 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             raise ConfigError("--cluster: must not be empty")
         rw, credentials = None, None
         if remote_write_url:
-            rw = validate_remote_write_auth(RemoteWriteSettings(
-                url=parse_remote_write_url(remote_write_url),
-                timeout=float(parse_duration(remote_write_timeout, "--remote-write-timeout")),
-                retries=remote_write_retries,
-                bearer_token_file=remote_write_bearer_token_file,
-                username=remote_write_username, password_file=remote_write_password_file,
-                ca_file=remote_write_ca_file, cert_file=remote_write_cert_file,
-                key_file=remote_write_key_file,
-            ))
             # Read the secret and certificate files now (also in a dry run), so a missing
             # Secret is a usage error before anything is fetched.
-            credentials = remote_write.load_credentials(rw)
+            rw, credentials = rw_options.load(remote_write_url)
         elif not dry_run:
             raise ConfigError("--remote-write-url: required unless --dry-run "
                               "(or set LBSCRAPE_REMOTE_WRITE_URL)")
@@ -189,12 +237,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         _one_store(checkpoint_configmap, checkpoint_file)
         at = _parse_now(now)
         kube, own_namespace = make_api_client(kubeconfig, context)
-        # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
-        # (and EKS pod identity) set, so honour it too.
-        session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
-        if not session.region_name:
-            raise ConfigError("--region: no AWS region configured; pass --region or set "
-                              "AWS_REGION")
+        session = _aws_session(region)
         cfg = RunConfig(
             cluster=cluster.strip(), region=session.region_name, window=window,
             remote_write=rw, dry_run=dry_run, static_labels=static_labels,
