@@ -23,7 +23,7 @@ import botocore.config
 import click
 from botocore.exceptions import BotoCoreError
 
-from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write
+from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write, smoke
 from lbscrape.budget import Budget
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
@@ -512,6 +512,83 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         for s in skipped:
             click.echo(f"skipped {s['kind']} {s['namespace']}/{s['name']}: {s['reason']}")
     return ExitStatus.PARTIAL if res.unresolved else ExitStatus.OK
+
+
+@cli.command("smoke")
+@_opt("--cluster", default=None,
+      help="Cluster name, the `cluster` label of the smoke sample (required unless --no-write).")
+@_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
+@_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
+      help="Static labels of the smoke sample, as for run.")
+@_opt("--remote-write-url", default=None,
+      help="Prometheus remote-write endpoint (required unless --no-write).")
+@_remote_write_options
+@_checkpoint_options
+@_opt("--no-write", is_flag=True, default=False,
+      help="Skip the remote-write check, so nothing at all is written.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ...],
+                  remote_write_url: str | None, rw_options: RemoteWriteOptions,
+                  checkpoint_configmap: str | None, checkpoint_file: str | None,
+                  kubeconfig: str | None, context: str | None, no_write: bool,
+                  output: str) -> int:
+    """Check that lbscrape run would be allowed everything it does, writing no metric data.
+
+    \b
+    - Kubernetes: a SelfSubjectAccessReview per verb and resource run uses
+      (the checkpoint ConfigMap's are skipped with --checkpoint-file);
+      the checkpoint itself is never read or written.
+    - AWS: DescribeLoadBalancers (a page of one) and GetMetricData
+      (one metric over one period: $0.00001).
+    - Remote write: one sample lbscrape_smoke{cluster,region,labels} = 1.
+
+    Every check runs even when another fails. Exit 0 when all pass, 1 when any fails,
+    2 on bad input. Give it the options and LBSCRAPE_* variables of the CronJob, and the
+    identity it runs as.
+
+    \b
+    Example:
+        lbscrape smoke --cluster prod-eu \\
+          --remote-write-url https://prometheus.example.com/api/v1/write -o json
+    """
+    try:
+        static_labels = parse_labels(labels)
+        rw, credentials = None, None
+        if not no_write:
+            if not (cluster or "").strip():
+                raise ConfigError("--cluster: required unless --no-write (or set "
+                                  "LBSCRAPE_CLUSTER)")
+            if not remote_write_url:
+                raise ConfigError("--remote-write-url: required unless --no-write (or set "
+                                  "LBSCRAPE_REMOTE_WRITE_URL)")
+            rw, credentials = rw_options.load(remote_write_url)
+        _one_store(checkpoint_configmap, checkpoint_file)
+        location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
+        kube, own_namespace = make_api_client(kubeconfig, context)
+        session = _aws_session(region)
+        elbv2 = session.client("elbv2", config=AWS_CONFIG)
+        cloudwatch = session.client("cloudwatch", config=AWS_CONFIG)
+    except (LbscrapeError, BotoCoreError) as e:
+        return _fail(e)
+    checkpoint = None if checkpoint_file else (
+        location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME))
+    now = time.time()
+    checks = [*smoke.check_permissions(kube, checkpoint),
+              *smoke.check_aws(elbv2, cloudwatch, session.region_name, int(now))]
+    if rw and credentials and cluster:
+        series = smoke.smoke_series(cluster.strip(), session.region_name, static_labels,
+                                    int(now * 1000))
+        checks.append(smoke.check_remote_write(
+            remote_write.Client(rw, credentials=credentials), series))
+    else:
+        checks.append(smoke.WRITE_SKIPPED)
+    if output == "json":
+        click.echo(json.dumps(smoke.as_json(checks), indent=2))
+    else:
+        for line in smoke.table(checks):
+            click.echo(line)
+    return ExitStatus.ERROR if smoke.failed(checks) else ExitStatus.OK
 
 
 def _fail(e: Exception) -> int:
