@@ -6,6 +6,8 @@ configured with env vars.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -13,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import boto3
@@ -20,7 +23,7 @@ import botocore.config
 import click
 from botocore.exceptions import BotoCoreError
 
-from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write
+from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write, smoke
 from lbscrape import backfill as backfill_mod
 from lbscrape.budget import Budget
 from lbscrape.catalog import default_specs
@@ -81,55 +84,82 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
 
 
-def _remote_write_options(f: F) -> F:
-    """The endpoint, its retry policy, credentials and TLS: shared by every command that
-    writes."""
-    for decorator in reversed([
-        _opt("--remote-write-url", default=None,
-             help="Prometheus remote-write endpoint (required unless --dry-run)."),
-        _opt("--remote-write-timeout", default="10s",
-             help="Timeout of one remote-write request."),
-        _opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
-             help="Retries of a request on 5xx, 429 and connection errors."),
-        _opt("--remote-write-max-samples", default=20_000, type=click.IntRange(1),
-             help="Samples per request at most (receivers limit request size)."),
-        _opt("--remote-write-bearer-token-file", default=None, metavar="PATH",
-             help="Send 'Authorization: Bearer' with the token in this file (e.g. a "
-                  "mounted Secret)."),
-        _opt("--remote-write-username", default=None,
-             help="Basic auth user name; the password comes from "
-                  "--remote-write-password-file."),
-        _opt("--remote-write-password-file", default=None, metavar="PATH",
-             help="File holding the basic auth password (with --remote-write-username)."),
-        _opt("--remote-write-ca-file", default=None, metavar="PATH",
-             help="PEM CA bundle to verify the endpoint with, instead of the system's. TLS "
-                  "verification is always on."),
-        _opt("--remote-write-cert-file", default=None, metavar="PATH",
-             help="PEM client certificate for mTLS (with --remote-write-key-file)."),
-        _opt("--remote-write-key-file", default=None, metavar="PATH",
-             help="PEM private key of --remote-write-cert-file, unencrypted."),
-    ]):
-        f = decorator(f)
-    return f
+@dataclass(frozen=True)
+class RemoteWriteOptions:
+    """The remote-write options `run` and `smoke` share, as given (text, paths)."""
+
+    timeout: str
+    retries: int
+    max_samples: int
+    bearer_token_file: str | None
+    username: str | None
+    password_file: str | None
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+
+    def load(self, url: str) -> tuple[RemoteWriteSettings, remote_write.Credentials]:
+        """Validated settings for `url`, and the credential files read. Raises ConfigError."""
+        rw = validate_remote_write_auth(RemoteWriteSettings(
+            url=parse_remote_write_url(url),
+            timeout=float(parse_duration(self.timeout, "--remote-write-timeout")),
+            retries=self.retries, max_samples_per_request=self.max_samples,
+            bearer_token_file=self.bearer_token_file,
+            username=self.username, password_file=self.password_file, ca_file=self.ca_file,
+            cert_file=self.cert_file, key_file=self.key_file,
+        ))
+        return rw, remote_write.load_credentials(rw)
 
 
-def _remote_write_settings(o: dict[str, Any]
-                           ) -> tuple[RemoteWriteSettings | None, remote_write.Credentials | None]:
-    """Validate the remote-write options and read their secret and certificate files now
-    (also in a dry run), so a missing Secret is a usage error before anything is fetched."""
-    if not o["remote_write_url"]:
-        return None, None
-    rw = validate_remote_write_auth(RemoteWriteSettings(
-        url=parse_remote_write_url(o["remote_write_url"]),
-        timeout=float(parse_duration(o["remote_write_timeout"], "--remote-write-timeout")),
-        retries=o["remote_write_retries"],
-        max_samples_per_request=o["remote_write_max_samples"],
-        bearer_token_file=o["remote_write_bearer_token_file"],
-        username=o["remote_write_username"], password_file=o["remote_write_password_file"],
-        ca_file=o["remote_write_ca_file"], cert_file=o["remote_write_cert_file"],
-        key_file=o["remote_write_key_file"],
-    ))
-    return rw, remote_write.load_credentials(rw)
+_REMOTE_WRITE_OPTIONS = [
+    _opt("--remote-write-timeout", default="10s", help="Timeout of one remote-write request."),
+    _opt("--remote-write-retries", default=3, type=click.IntRange(0, 10),
+         help="Retries of a request on 5xx, 429 and connection errors."),
+    _opt("--remote-write-max-samples", default=20_000, type=click.IntRange(1),
+         help="Samples per request at most (receivers limit request size)."),
+    _opt("--remote-write-bearer-token-file", default=None, metavar="PATH",
+         help="Send 'Authorization: Bearer' with the token in this file (e.g. a mounted "
+              "Secret)."),
+    _opt("--remote-write-username", default=None,
+         help="Basic auth user name; the password comes from --remote-write-password-file."),
+    _opt("--remote-write-password-file", default=None, metavar="PATH",
+         help="File holding the basic auth password (with --remote-write-username)."),
+    _opt("--remote-write-ca-file", default=None, metavar="PATH",
+         help="PEM CA bundle to verify the endpoint with, instead of the system's. TLS "
+              "verification is always on."),
+    _opt("--remote-write-cert-file", default=None, metavar="PATH",
+         help="PEM client certificate for mTLS (with --remote-write-key-file)."),
+    _opt("--remote-write-key-file", default=None, metavar="PATH",
+         help="PEM private key of --remote-write-cert-file, unencrypted."),
+]
+
+
+def _remote_write_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the shared remote-write options; the command gets them as one
+    RemoteWriteOptions argument, `rw_options`."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        kwargs["rw_options"] = RemoteWriteOptions(**{
+            fld.name: kwargs.pop(f"remote_write_{fld.name}")
+            for fld in dataclasses.fields(RemoteWriteOptions)})
+        return f(*args, **kwargs)
+
+    wrapped: Callable[..., Any] = command
+    for decorator in reversed(_REMOTE_WRITE_OPTIONS):
+        wrapped = decorator(wrapped)
+    return wrapped
+
+
+def _aws_session(region: str | None, profile: str | None = None) -> boto3.session.Session:
+    # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
+    # (and EKS pod identity) set, so honour it too.
+    session = boto3.session.Session(profile_name=profile,
+                                    region_name=region or os.environ.get("AWS_REGION"))
+    if not session.region_name:
+        raise ConfigError("--region: no AWS region configured; pass --region or set "
+                          "AWS_REGION")
+    return session
 
 
 @click.group(cls=_Cli)
@@ -141,6 +171,8 @@ def cli() -> None:
 @cli.command()
 @_opt("--cluster", required=True, help="Cluster name, written as the `cluster` label.")
 @_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
+@_opt("--remote-write-url", default=None,
+      help="Prometheus remote-write endpoint (required unless --dry-run).")
 @_opt("--checkpoint-configmap", default=None, metavar="NAMESPACE/NAME",
       help=f"ConfigMap holding checkpoints (default: {DEFAULT_CHECKPOINT_NAME} in the pod's "
            "namespace, or the kubeconfig context's namespace).")
@@ -168,12 +200,12 @@ def cli() -> None:
       help="Log format (default: json unless stderr is a terminal).")
 @_opt("--now", default=None, hidden=True,
       help="Pretend it is this time (RFC 3339 or epoch seconds); never later than the clock.")
-def run(cluster: str, region: str | None,
+def run(cluster: str, region: str | None, remote_write_url: str | None,
         checkpoint_configmap: str | None, checkpoint_file: str | None, settle_delay: str,
         period: str, initial_lookback: str,
         max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
-        deadline: str, dry_run: bool, kubeconfig: str | None,
-        context: str | None, log_format: str | None, now: str | None, **rw_options: Any) -> int:
+        rw_options: RemoteWriteOptions, deadline: str, dry_run: bool, kubeconfig: str | None,
+        context: str | None, log_format: str | None, now: str | None) -> int:
     """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
 
     \b
@@ -200,20 +232,19 @@ def run(cluster: str, region: str | None,
             raise ConfigError("--deadline: must be positive (default 50s)")
         if not cluster.strip():
             raise ConfigError("--cluster: must not be empty")
-        rw, credentials = _remote_write_settings(rw_options)
-        if rw is None and not dry_run:
+        rw, credentials = None, None
+        if remote_write_url:
+            # Read the secret and certificate files now (also in a dry run), so a missing
+            # Secret is a usage error before anything is fetched.
+            rw, credentials = rw_options.load(remote_write_url)
+        elif not dry_run:
             raise ConfigError("--remote-write-url: required unless --dry-run "
                               "(or set LBSCRAPE_REMOTE_WRITE_URL)")
         location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
         _one_store(checkpoint_configmap, checkpoint_file)
         at = _parse_now(now)
         kube, own_namespace = make_api_client(kubeconfig, context)
-        # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
-        # (and EKS pod identity) set, so honour it too.
-        session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
-        if not session.region_name:
-            raise ConfigError("--region: no AWS region configured; pass --region or set "
-                              "AWS_REGION")
+        session = _aws_session(region)
         cfg = RunConfig(
             cluster=cluster.strip(), region=session.region_name, window=window,
             remote_write=rw, dry_run=dry_run, static_labels=static_labels,
@@ -490,6 +521,83 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
     return ExitStatus.PARTIAL if res.unresolved else ExitStatus.OK
 
 
+@cli.command("smoke")
+@_opt("--cluster", default=None,
+      help="Cluster name, the `cluster` label of the smoke sample (required unless --no-write).")
+@_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
+@_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
+      help="Static labels of the smoke sample, as for run.")
+@_opt("--remote-write-url", default=None,
+      help="Prometheus remote-write endpoint (required unless --no-write).")
+@_remote_write_options
+@_checkpoint_options
+@_opt("--no-write", is_flag=True, default=False,
+      help="Skip the remote-write check, so nothing at all is written.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ...],
+                  remote_write_url: str | None, rw_options: RemoteWriteOptions,
+                  checkpoint_configmap: str | None, checkpoint_file: str | None,
+                  kubeconfig: str | None, context: str | None, no_write: bool,
+                  output: str) -> int:
+    """Check that lbscrape run would be allowed everything it does, writing no metric data.
+
+    \b
+    - Kubernetes: a SelfSubjectAccessReview per verb and resource run uses
+      (the checkpoint ConfigMap's are skipped with --checkpoint-file);
+      the checkpoint itself is never read or written.
+    - AWS: DescribeLoadBalancers (a page of one) and GetMetricData
+      (one metric over one period: $0.00001).
+    - Remote write: one sample lbscrape_smoke{cluster,region,labels} = 1.
+
+    Every check runs even when another fails. Exit 0 when all pass, 1 when any fails,
+    2 on bad input. Give it the options and LBSCRAPE_* variables of the CronJob, and the
+    identity it runs as.
+
+    \b
+    Example:
+        lbscrape smoke --cluster prod-eu \\
+          --remote-write-url https://prometheus.example.com/api/v1/write -o json
+    """
+    try:
+        static_labels = parse_labels(labels)
+        rw, credentials = None, None
+        if not no_write:
+            if not (cluster or "").strip():
+                raise ConfigError("--cluster: required unless --no-write (or set "
+                                  "LBSCRAPE_CLUSTER)")
+            if not remote_write_url:
+                raise ConfigError("--remote-write-url: required unless --no-write (or set "
+                                  "LBSCRAPE_REMOTE_WRITE_URL)")
+            rw, credentials = rw_options.load(remote_write_url)
+        _one_store(checkpoint_configmap, checkpoint_file)
+        location = parse_configmap_ref(checkpoint_configmap) if checkpoint_configmap else None
+        kube, own_namespace = make_api_client(kubeconfig, context)
+        session = _aws_session(region)
+        elbv2 = session.client("elbv2", config=AWS_CONFIG)
+        cloudwatch = session.client("cloudwatch", config=AWS_CONFIG)
+    except (LbscrapeError, BotoCoreError) as e:
+        return _fail(e)
+    checkpoint = None if checkpoint_file else (
+        location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME))
+    now = time.time()
+    checks = [*smoke.check_permissions(kube, checkpoint),
+              *smoke.check_aws(elbv2, cloudwatch, session.region_name, int(now))]
+    if rw and credentials and cluster:
+        series = smoke.smoke_series(cluster.strip(), session.region_name, static_labels,
+                                    int(now * 1000))
+        checks.append(smoke.check_remote_write(
+            remote_write.Client(rw, credentials=credentials), series))
+    else:
+        checks.append(smoke.WRITE_SKIPPED)
+    if output == "json":
+        click.echo(json.dumps(smoke.as_json(checks), indent=2))
+    else:
+        for line in smoke.table(checks):
+            click.echo(line)
+    return ExitStatus.ERROR if smoke.failed(checks) else ExitStatus.OK
+
+
 @cli.command()
 @_opt("--start", required=True, metavar="TIME",
       help="First period: RFC 3339, a date (midnight UTC), epoch seconds or a time ago (-6h).")
@@ -507,6 +615,7 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
 @_opt("--period", default="60s",
       help="CloudWatch period; 1-minute data is kept 15 days, 5-minute 63 days, 1-hour 455.")
 @_opt("--settle-delay", default="2m", help="Write a period only this long after it ended.")
+@_opt("--remote-write-url", default=None, help="Prometheus remote-write endpoint.")
 @_remote_write_options
 @_opt("--output", default=None, metavar="FILE",
       help="Write OpenMetrics text for 'promtool tsdb create-blocks-from openmetrics' "
@@ -527,7 +636,8 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
              labels: tuple[str, ...], names: tuple[str, ...], namespaces: tuple[str, ...],
              period: str, settle_delay: str, output: str | None, state_file: str,
              resume: bool, yes: bool, kubeconfig: str | None, context: str | None,
-             log_format: str | None, now: str | None, **rw_options: Any) -> int:
+             log_format: str | None, now: str | None, remote_write_url: str | None,
+             rw_options: RemoteWriteOptions) -> int:
     """Fill a past range once, e.g. a gap the CronJob left or the history of a new setup.
 
     Prints what it will request from CloudWatch and what that costs, then fetches one
@@ -554,16 +664,13 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
         # Only the period and settle rules apply: a backfill has no lookback or catch-up.
         validate_window(WindowSettings(settle_s, period_s, period_s, period_s))
         static = parse_labels(labels)
-        rw, credentials = _remote_write_settings(rw_options)
+        rw, credentials = (rw_options.load(remote_write_url) if remote_write_url
+                           else (None, None))
         if (rw is None) == (output is None):
             raise ConfigError("--output: give either --remote-write-url or --output FILE "
                               "(OpenMetrics for promtool)")
         target = f"file {output}" if output else f"remote-write {redact_url(rw.url) if rw else ''}"
-        session = boto3.session.Session(profile_name=profile,
-                                        region_name=region or os.environ.get("AWS_REGION"))
-        if not session.region_name:
-            raise ConfigError("--region: no AWS region configured; pass --region or set "
-                              "AWS_REGION")
+        session = _aws_session(region, profile)
         if resume:
             state = store.load()
             if state.output != target:

@@ -5,6 +5,11 @@ create, replace (resourceVersion compare-and-swap -> 409), merge patch, delete, 
 Kubernetes Status errors. Faults can be injected per method and path. Every request is
 recorded as (verb, resource, namespace) so tests can check what the code really did.
 
+SelfSubjectAccessReviews are answered like a real API server's RBAC authorizer: every
+request is allowed until a test calls grant_only() (RBAC rules, as in a Role or
+ClusterRole) or deny(). The policy applies only to reviews: the other requests are not
+authorized, so a test that wants a 403 injects it with inject().
+
 It knows no schemas and no defaults: objects come back exactly as they were stored.
 """
 
@@ -42,6 +47,45 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """One RBAC PolicyRule, bound in `namespace` by a RoleBinding, or cluster-wide
+    (namespace None) by a ClusterRoleBinding."""
+
+    verbs: tuple[str, ...]
+    api_groups: tuple[str, ...]
+    resources: tuple[str, ...]
+    resource_names: tuple[str, ...] = ()
+    namespace: str | None = None
+
+    def allows(self, a: dict[str, Any]) -> bool:
+        # As the RBAC authorizer: resourceNames, when given, must name the object, so a
+        # request without a name (list, create) is not allowed by such a rule; a Role
+        # never allows a request across all namespaces (namespace "").
+        return (_in(a.get("verb", ""), self.verbs) and _in(a.get("group", ""), self.api_groups)
+                and _in(a.get("resource", ""), self.resources)
+                and (not self.resource_names or a.get("name", "") in self.resource_names)
+                and (self.namespace is None or self.namespace == a.get("namespace", "")))
+
+
+@dataclass(frozen=True)
+class Denial:
+    verb: str
+    resource: str
+    namespace: str | None
+    name: str | None
+    reason: str
+
+    def matches(self, a: dict[str, Any]) -> bool:
+        return (a.get("verb") == self.verb and a.get("resource") == self.resource
+                and self.namespace in (None, a.get("namespace", ""))
+                and self.name in (None, a.get("name", "")))
+
+
+def _in(value: str, allowed: tuple[str, ...]) -> bool:
+    return value in allowed or "*" in allowed
+
+
+@dataclass(frozen=True)
 class Seen:
     verb: str
     api: str  # "v1" or "group/version"
@@ -57,6 +101,9 @@ class FakeKube(LoopbackServer):
         self._lock = threading.Lock()
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
+        self.grants: list[Grant] | None = None  # None: every review is allowed
+        self.denials: list[Denial] = []
+        self.reviews: list[dict[str, Any]] = []  # spec.resourceAttributes of each review
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -98,6 +145,40 @@ class FakeKube(LoopbackServer):
         with self._lock:
             self.faults.append(Fault(method.upper(), path_re, status, times, message))
 
+    def grant_only(self, grants: list[Grant]) -> None:
+        """From now on a review is allowed only if one of `grants` allows it."""
+        with self._lock:
+            self.grants = list(grants)
+
+    def deny(self, verb: str, resource: str, namespace: str | None = None,
+             name: str | None = None, reason: str = "") -> None:
+        """Reviews of `verb` on `resource` (in `namespace`, of `name`; None: any) are not
+        allowed. RBAC gives no reason for what it does not allow, hence the empty default."""
+        with self._lock:
+            self.denials.append(Denial(verb, resource, namespace, name, reason))
+
+    def _review(self, body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        """A SelfSubjectAccessReview: the spec echoed, status.allowed per the policy."""
+        spec = (body or {}).get("spec") or {}
+        attrs = spec.get("resourceAttributes")
+        if (attrs is None) == (spec.get("nonResourceAttributes") is None):
+            return _status(422, "Invalid", "SelfSubjectAccessReview.authorization.k8s.io is "
+                           "invalid: spec.resourceAttributes: Invalid value: \"null\": exactly "
+                           "one of nonResourceAttributes or resourceAttributes must be specified")
+        status: dict[str, Any] = {"allowed": False}
+        if attrs is not None:
+            self.reviews.append(copy.deepcopy(attrs))
+            denial = next((d for d in self.denials if d.matches(attrs)), None)
+            if denial:
+                if denial.reason:
+                    status["reason"] = denial.reason
+            elif self.grants is None or any(g.allows(attrs) for g in self.grants):
+                status = {"allowed": True, "reason": "RBAC: allowed by fakekube policy"}
+        elif self.grants is None:
+            status = {"allowed": True, "reason": "RBAC: allowed by fakekube policy"}
+        return 201, {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                     "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+
     def _store(self, api: str, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
         md = obj.setdefault("metadata", {})
         if resource in CLUSTER_SCOPED:
@@ -127,6 +208,11 @@ class FakeKube(LoopbackServer):
                     return _status(f.status, reason, f.message)
             if self.token and auth != f"Bearer {self.token}":
                 return _status(401, "Unauthorized", "Unauthorized")
+            if resource == "selfsubjectaccessreviews":
+                if verb != "create":
+                    return _status(405, "MethodNotAllowed", "the server does not allow this "
+                                   "method on the requested resource")
+                return self._review(body)
             items = self._objects.setdefault((api, resource), {})
             if verb == "list":
                 return 200, self._list(api, resource, ns, query, items)

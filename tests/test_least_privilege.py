@@ -1,7 +1,7 @@
 """cronjob/ grants exactly what the code uses: compare the RBAC rules with the verbs and
 resources the fake API server saw, and the IAM policy with the AWS actions that reached
 moto, over runs that take every path (first run creates the checkpoint, the next updates
-it, a conflict re-reads it)."""
+it, a conflict re-reads it), and `lbscrape smoke`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import json
 import re
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from lbscrape.cli import cli
 from tests.faultproxy import FaultProxy
 from tests.test_manifests import _grants, _one
 from tests.test_run import Scene
@@ -24,6 +27,15 @@ def granted_rbac():
 def granted_iam():
     policy = json.loads((CRONJOB / "iam-policy.json").read_text())
     return {a for st in policy["Statement"] for a in st["Action"]}
+
+
+def used_rbac(seen):
+    """(group, resource, verb) of the requests the fake API server saw, without
+    SelfSubjectAccessReviews: Kubernetes' default ClusterRole system:basic-user lets every
+    authenticated user create them, so `lbscrape smoke` needs no grant for them and
+    cronjob/rbac.yaml must not add one."""
+    return {(s.api.split("/")[0] if "/" in s.api else "", s.resource, s.verb) for s in seen
+            if (s.api, s.resource) != ("authorization.k8s.io/v1", "selfsubjectaccessreviews")}
 
 
 def aws_action(req):
@@ -52,10 +64,26 @@ def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, 
         scene.run(scene.clock)  # updates it, after a conflict and a re-read
     finally:
         proxy.stop()
-    used = {(api.split("/")[0] if "/" in api else "", resource, verb)
-            for verb, api, resource, _ in (tuple(vars(s).values()) for s in kube.seen)}
-    assert used == granted_rbac()
+    assert used_rbac(kube.seen) == granted_rbac()
     # Namespaced access stays in lbscrape's own namespace; cluster-wide access is lists.
     assert {s.namespace for s in kube.seen if s.resource == "configmaps"} == {"monitoring"}
     assert {s.verb for s in kube.seen if s.namespace is None} == {"list"}
+    assert {aws_action(r) for r in proxy.seen} == granted_iam()
+
+
+def test_smoke_needs_nothing_the_cronjob_is_not_granted(kube, prometheus, moto_server,
+                                                       monkeypatch):
+    proxy = FaultProxy(moto_server)
+    proxy.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        result = CliRunner().invoke(cli, [
+            "smoke", "--cluster", "c", "--region", "us-east-1", "--kubeconfig",
+            kube.kubeconfig_path, "--remote-write-url", prometheus.write_url])
+    finally:
+        proxy.stop()
+    assert result.exit_code == 0, result.output
+    # Only reviews: it asks about the permissions, it does not use them.
+    assert {(s.verb, s.resource) for s in kube.seen} == {("create", "selfsubjectaccessreviews")}
+    assert used_rbac(kube.seen) == set()
     assert {aws_action(r) for r in proxy.seen} == granted_iam()
