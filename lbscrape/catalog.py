@@ -18,11 +18,14 @@ from lbscrape.model import LbType, MetricSpec
 class LbKind:
     namespace: str
     prefix: str
+    dimension: str = "LoadBalancer"  # the CloudWatch dimension that names one load balancer
 
 
 KINDS: dict[LbType, LbKind] = {
     "application": LbKind("AWS/ApplicationELB", "alb"),
     "network": LbKind("AWS/NetworkELB", "nlb"),
+    # Classic ELBs (in-tree Services): a separate namespace keyed by the plain name.
+    "classic": LbKind("AWS/ELB", "elb", "LoadBalancerName"),
 }
 
 STAT_SUFFIX = {
@@ -60,6 +63,19 @@ DEFAULT_METRICS: dict[LbType, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("ClientTLSNegotiationErrorCount", ("Sum",)),
         ("TargetTLSNegotiationErrorCount", ("Sum",)),
         ("ConsumedLCUs", ("Average",)),
+    ),
+    "classic": (
+        ("RequestCount", ("Sum",)),
+        ("Latency", ("Average",)),
+        ("HTTPCode_ELB_4XX", ("Sum",)),
+        ("HTTPCode_ELB_5XX", ("Sum",)),
+        ("HTTPCode_Backend_2XX", ("Sum",)),
+        ("HTTPCode_Backend_3XX", ("Sum",)),
+        ("HTTPCode_Backend_4XX", ("Sum",)),
+        ("HTTPCode_Backend_5XX", ("Sum",)),
+        ("BackendConnectionErrors", ("Sum",)),
+        ("SurgeQueueLength", ("Maximum",)),
+        ("SpilloverCount", ("Sum",)),
     ),
 }
 

@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError
 from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write, smoke
 from lbscrape import backfill as backfill_mod
 from lbscrape.budget import Budget
-from lbscrape.catalog import default_specs
+from lbscrape.catalog import KINDS, default_specs
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
     CheckpointLocation,
@@ -43,8 +43,8 @@ from lbscrape.config import (
 )
 from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.kube import make_api_client
-from lbscrape.model import LoadBalancer, isotime, parse_isotime
-from lbscrape.resolve import describe_all, resolve
+from lbscrape.model import CLASSIC_KEY_PREFIX, LoadBalancer, isotime, parse_isotime
+from lbscrape.resolve import explain, find
 from lbscrape.series import lb_labels
 
 log = logging.getLogger("lbscrape")
@@ -169,7 +169,9 @@ def cli() -> None:
 
 
 @cli.command()
-@_opt("--cluster", required=True, help="Cluster name, written as the `cluster` label.")
+@_opt("--cluster", required=True,
+      help="Cluster name, written as the `cluster` label. When an owner's controller tags "
+           "match several load balancers, the one tagged elbv2.k8s.aws/cluster=<it> wins.")
 @_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
 @_opt("--remote-write-url", default=None,
       help="Prometheus remote-write endpoint (required unless --dry-run).")
@@ -267,6 +269,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         clients = pipeline.Clients(
             kube=kube,
             elbv2=session.client("elbv2", config=AWS_CONFIG),
+            elb=session.client("elb", config=AWS_CONFIG),
             cloudwatch=session.client("cloudwatch", config=AWS_CONFIG),
             store=FileStore(checkpoint_file) if checkpoint_file
             else ConfigMapStore(kube, cfg.checkpoint),
@@ -441,11 +444,9 @@ def estimate(region: str | None, period: str, interval: str, kubeconfig: str | N
         if interval_s <= 0:
             raise ConfigError("--interval: must be positive")
         kube, _ = make_api_client(kubeconfig, context)
-        session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
-        if not session.region_name:
-            raise ConfigError("--region: no AWS region configured; pass --region or set "
-                              "AWS_REGION")
-        lbs = costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG))
+        session = _aws_session(region)
+        lbs = costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG),
+                                   session.client("elb", config=AWS_CONFIG))
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
     est = costing.estimate(lbs, period_s, interval_s)
@@ -458,7 +459,8 @@ def estimate(region: str | None, period: str, interval: str, kubeconfig: str | N
 
 
 @cli.command()
-@_opt("--cluster", default="", help="Cluster name, for the labels shown.")
+@_opt("--cluster", default="", help="Cluster name, for the labels shown and to choose "
+      "among load balancers tagged for several clusters, as for run.")
 @_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
 @_opt("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Static labels, as for run.")
 @_checkpoint_options
@@ -480,12 +482,10 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         static = parse_labels(labels)
         store = _open_store(checkpoint_configmap, checkpoint_file, kubeconfig, context)
         kube, _ = make_api_client(kubeconfig, context)
-        session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
-        if not session.region_name:
-            raise ConfigError("--region: no AWS region configured; pass --region or set "
-                              "AWS_REGION")
+        session = _aws_session(region)
         owners = discovery.discover_all(kube)
-        res = resolve(owners, describe_all(session.client("elbv2", config=AWS_CONFIG)))
+        res = find(owners, session.client("elbv2", config=AWS_CONFIG),
+                   session.client("elb", config=AWS_CONFIG), cluster)
         ends = store.load().ends
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
@@ -496,24 +496,25 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
             rows.append({
                 "kind": owner.kind, "namespace": owner.namespace, "name": owner.name,
                 "load_balancer_name": lb.name, "arn": lb.arn, "type": lb.type,
-                "load_balancer": lb.dimension,
+                "load_balancer": lb.dimension, "matched_by": res.matched_by.get(owner),
                 "labels": lb_labels(lb, cluster, session.region_name, static),
                 "lag_seconds": now - ends[lb.key] if lb.key in ends else None})
     skipped = [{"kind": o.kind, "namespace": o.namespace, "name": o.name,
                 "reason": "no load balancer hostname in its status yet"}
                for o in owners if not o.hostnames]
     skipped += [{"kind": u.owner.kind, "namespace": u.owner.namespace, "name": u.owner.name,
-                 "reason": f"no load balancer in {session.region_name} has DNS name "
-                           f"{u.hostname}"} for u in res.unresolved]
+                 "reason": explain(u, session.region_name)} for u in res.unresolved]
     if output == "json":
         click.echo(json.dumps({"resolved": rows, "skipped": skipped}, indent=2))
     else:
-        table = [("OBJECT", "LOAD BALANCER", "TYPE", "DIMENSION", "LAG", "LABELS")] + [
+        table = [("OBJECT", "LOAD BALANCER", "TYPE", "MATCHED BY", "DIMENSION", "LAG",
+                  "LABELS")] + [
             (f"{r['kind']} {r['namespace']}/{r['name']}", r["load_balancer_name"], r["type"],
-             r["load_balancer"], "-" if r["lag_seconds"] is None else _ago(r["lag_seconds"]),
+             r["matched_by"] or "-", r["load_balancer"],
+             "-" if r["lag_seconds"] is None else _ago(r["lag_seconds"]),
              ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())))
             for r in rows]
-        widths = [max(len(row[i]) for row in table) for i in range(6)]
+        widths = [max(len(row[i]) for row in table) for i in range(7)]
         for row in table:
             click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         for s in skipped:
@@ -575,6 +576,7 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
         kube, own_namespace = make_api_client(kubeconfig, context)
         session = _aws_session(region)
         elbv2 = session.client("elbv2", config=AWS_CONFIG)
+        elb = session.client("elb", config=AWS_CONFIG)
         cloudwatch = session.client("cloudwatch", config=AWS_CONFIG)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
@@ -582,7 +584,7 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
         location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME))
     now = time.time()
     checks = [*smoke.check_permissions(kube, checkpoint),
-              *smoke.check_aws(elbv2, cloudwatch, session.region_name, int(now))]
+              *smoke.check_aws(elbv2, elb, cloudwatch, session.region_name, int(now))]
     if rw and credentials and cluster:
         series = smoke.smoke_series(cluster.strip(), session.region_name, static_labels,
                                     int(now * 1000))
@@ -685,10 +687,11 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                 backfill_mod.parse_when(end, clock, "--end"), period_s, settle_s, clock)
             kube, _ = make_api_client(kubeconfig, context)
             owners = discovery.discover(kube)
-            lbs = _select(resolve(owners, describe_all(session.client("elbv2", config=AWS_CONFIG)))
+            lbs = _select(find(owners, session.client("elbv2", config=AWS_CONFIG),
+                               session.client("elb", config=AWS_CONFIG), cluster.strip())
                           .load_balancers, names, namespaces)
             state = backfill_mod.State(window, tuple(
-                backfill_mod.Target(lb.key, lb.name, (("LoadBalancer", lb.dimension),),
+                backfill_mod.Target(lb.key, lb.name, ((KINDS[lb.type].dimension, lb.dimension),),
                                     tuple(sorted(lb_labels(lb, cluster.strip(),
                                                            session.region_name, static).items())),
                                     default_specs(lb.type))
@@ -800,9 +803,12 @@ def _fail(e: Exception) -> int:
     return ExitStatus.USAGE if isinstance(e, ConfigError) else ExitStatus.ERROR
 
 
-def _lb_name(dimension: str) -> str:
-    parts = dimension.split("/")
-    return parts[1] if len(parts) == 3 else dimension
+def _lb_name(key: str) -> str:
+    """Checkpoint key -> load balancer name: app/NAME/ID, net/NAME/ID or elb/NAME."""
+    if key.startswith(CLASSIC_KEY_PREFIX):
+        return key.removeprefix(CLASSIC_KEY_PREFIX)
+    parts = key.split("/")
+    return parts[1] if len(parts) == 3 else key
 
 
 def _ago(seconds: int) -> str:

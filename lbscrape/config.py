@@ -15,7 +15,7 @@ from lbscrape.errors import ConfigError
 # Labels lbscrape sets itself; a static label may not replace them.
 CONTRACT_LABELS = frozenset(
     {"__name__", "load_balancer_name", "load_balancer", "cluster", "region", "namespace",
-     "ingress", "service"}
+     "ingress", "service", "ingress_group"}
 )
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@")

@@ -12,14 +12,15 @@ from lbscrape.catalog import KINDS, default_specs
 from lbscrape.cloudwatch import FetchTarget, plan_calls
 from lbscrape.discovery import discover
 from lbscrape.model import LoadBalancer, Window
-from lbscrape.resolve import ElbClient, describe_all, resolve
+from lbscrape.resolve import ElbClient, find
 
 PRICE_PER_1000 = 0.01  # USD per 1,000 metrics requested, list price (us-east-1)
 MONTH = 30 * 86400
 
 
-def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient) -> tuple[LoadBalancer, ...]:
-    return resolve(discover(kube), describe_all(elbv2)).load_balancers
+def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient
+                 ) -> tuple[LoadBalancer, ...]:
+    return find(discover(kube), elbv2, elb).load_balancers
 
 
 @dataclass
@@ -84,8 +85,8 @@ def estimate(lbs: tuple[LoadBalancer, ...], period: int, interval: int) -> Estim
     """Steady state: each fetching run asks for the periods settled since the last one."""
     step = max(interval, period)
     span = -(-step // period) * period
-    targets = [FetchTarget(lb.key, (("LoadBalancer", lb.dimension),), Window(0, span, period),
-                           default_specs(lb.type)) for lb in lbs]
+    targets = [FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
+                           Window(0, span, period), default_specs(lb.type)) for lb in lbs]
     calls = plan_calls(targets)
     est = Estimate(period, interval, calls_per_run=len(calls),
                    metrics_per_run=sum(len(c.queries) for c in calls),

@@ -1,6 +1,9 @@
-"""Find the Ingresses and Services whose load balancers the AWS Load Balancer Controller made.
+"""Find the Ingresses and Services that own AWS load balancers: ALBs and NLBs of the AWS
+Load Balancer Controller, and classic ELBs and NLBs of the in-tree (cloud-provider-aws)
+Service controller.
 
-Knows Kubernetes conventions (ingress classes, annotations, status), nothing of AWS.
+Knows Kubernetes conventions (ingress classes, annotations, status, the in-tree naming
+rule), nothing of the AWS API.
 """
 
 from __future__ import annotations
@@ -12,16 +15,20 @@ from typing import Any
 from kubernetes import client as k8s
 
 from lbscrape.kube import call_api
-from lbscrape.model import Owner
+from lbscrape.model import LbType, Owner
 
 log = logging.getLogger(__name__)
 
 ALB_CONTROLLER = "ingress.k8s.aws/alb"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+GROUP_ANNOTATION = "alb.ingress.kubernetes.io/group.name"
+ALB_NAME_ANNOTATION = "alb.ingress.kubernetes.io/load-balancer-name"
 NLB_CLASS = "service.k8s.aws/nlb"
 NLB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
-NLB_TYPES = frozenset({"external", "nlb-ip", "nlb"})
+NLB_NAME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-name"
+LBC_NLB_TYPES = frozenset({"external", "nlb-ip"})  # the AWS Load Balancer Controller's
+IN_TREE_NLB_TYPE = "nlb"  # the in-tree controller's NLB; any other value is a classic ELB
 PAGE_SIZE = 500
 
 
@@ -45,15 +52,24 @@ def discover_all(api: k8s.ApiClient) -> list[Owner]:
     )
     owners = []
     for ing in _paged(net.list_ingress_for_all_namespaces, "list ingresses.networking.k8s.io"):
+        annotations = ing.metadata.annotations or {}
         if is_alb_ingress(ing.spec.ingress_class_name if ing.spec else None,
-                          ing.metadata.annotations or {}, alb_classes, default_alb):
-            owners.append(_owner("Ingress", ing))
+                          annotations, alb_classes, default_alb):
+            owners.append(_owner("Ingress", ing, "application",
+                                 group=annotations.get(GROUP_ANNOTATION) or None,
+                                 lb_name=annotations.get(ALB_NAME_ANNOTATION) or None))
     for svc in _paged(core.list_service_for_all_namespaces, "list services"):
         spec = svc.spec
-        if spec and spec.type == "LoadBalancer" and is_nlb_service(
-            spec.load_balancer_class, svc.metadata.annotations or {}
-        ):
-            owners.append(_owner("Service", svc))
+        if not spec or spec.type != "LoadBalancer":
+            continue
+        annotations = svc.metadata.annotations or {}
+        served = service_lb(spec.load_balancer_class, annotations)
+        if served is None:
+            continue
+        lb_type, in_tree = served
+        lb_name = (in_tree_name(svc.metadata.uid or "") if in_tree
+                   else annotations.get(NLB_NAME_ANNOTATION)) or None
+        owners.append(_owner("Service", svc, lb_type, lb_name=lb_name))
     for o in owners:
         if not o.hostnames:
             log.debug("%s has no load balancer hostname yet; skipped", o)
@@ -70,16 +86,36 @@ def is_alb_ingress(class_name: str | None, annotations: Mapping[str, str],
     return default_alb
 
 
-def is_nlb_service(lb_class: str | None, annotations: Mapping[str, str]) -> bool:
+def service_lb(lb_class: str | None, annotations: Mapping[str, str]
+               ) -> tuple[LbType, bool] | None:
+    """(load balancer type, made by the in-tree controller?) of a type=LoadBalancer
+    Service, or None when neither AWS controller serves it.
+
+    A Service with a loadBalancerClass belongs to that class's controller only (the
+    in-tree one skips it). Without one, the aws-load-balancer-type annotation decides:
+    `external`/`nlb-ip` are the AWS Load Balancer Controller's NLBs, `nlb` the in-tree
+    controller's NLB, anything else (or none) the in-tree controller's classic ELB.
+    """
     if lb_class is not None:
-        return lb_class == NLB_CLASS
-    return annotations.get(NLB_TYPE_ANNOTATION) in NLB_TYPES
+        return ("network", False) if lb_class == NLB_CLASS else None
+    lb_type = annotations.get(NLB_TYPE_ANNOTATION)
+    if lb_type in LBC_NLB_TYPES:
+        return "network", False
+    return ("network" if lb_type == IN_TREE_NLB_TYPE else "classic"), True
 
 
-def _owner(kind: Any, obj: Any) -> Owner:
+def in_tree_name(uid: str) -> str:
+    """The name the in-tree controller gives a Service's load balancer (cloud-provider's
+    DefaultLoadBalancerName): "a" + the UID without dashes, at most 32 characters."""
+    return ("a" + uid.replace("-", ""))[:32] if uid else ""
+
+
+def _owner(kind: Any, obj: Any, lb_type: LbType, group: str | None = None,
+           lb_name: str | None = None) -> Owner:
     ingress = (obj.status and obj.status.load_balancer and obj.status.load_balancer.ingress) or []
     hostnames = tuple(dict.fromkeys(i.hostname for i in ingress if i.hostname))
-    return Owner(kind, obj.metadata.namespace, obj.metadata.name, hostnames)
+    return Owner(kind, obj.metadata.namespace, obj.metadata.name, hostnames, lb_type,
+                 group, lb_name)
 
 
 def _paged(list_fn: Callable[..., Any], what: str) -> Iterator[Any]:

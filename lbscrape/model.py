@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 OwnerKind = Literal["Ingress", "Service"]
-LbType = Literal["application", "network"]
+LbType = Literal["application", "network", "classic"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,12 @@ class Owner:
     namespace: str
     name: str
     hostnames: tuple[str, ...]
+    lb_type: LbType | None = None
+    """What the controller that serves it makes (None: not known, an ELBv2 one)."""
+    group: str | None = None
+    """IngressGroup name (alb.ingress.kubernetes.io/group.name); None for implicit groups."""
+    lb_name: str | None = None
+    """The load balancer name it asks for (annotation), or the in-tree controller's default."""
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
@@ -29,18 +35,25 @@ class Owner:
 
 @dataclass(frozen=True)
 class LoadBalancer:
-    """An ELBv2 load balancer and the objects that own it."""
+    """An ELBv2 or classic load balancer and the objects that own it."""
 
-    arn: str
+    arn: str | None  # None for a classic ELB: its description carries no ARN
     name: str
     type: LbType
-    dimension: str  # CloudWatch `LoadBalancer` dimension: the ARN after "loadbalancer/"
+    dimension: str
+    """CloudWatch dimension value: the ARN after "loadbalancer/" (`LoadBalancer`), or a
+    classic ELB's name (`LoadBalancerName`)."""
     owners: tuple[Owner, ...]
 
     @property
     def key(self) -> str:
-        """Identity used for checkpoints and logs."""
-        return self.dimension
+        """Identity used for checkpoints and logs. A classic name gets a prefix so it can
+        never equal an ELBv2 dimension (those always have three parts: app/NAME/ID)."""
+        return f"{CLASSIC_KEY_PREFIX}{self.dimension}" if self.type == "classic" \
+            else self.dimension
+
+
+CLASSIC_KEY_PREFIX = "elb/"
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class Unresolved:
 
     owner: Owner
     hostname: str
+    ambiguous: tuple[str, ...] = ()
+    """Names of the load balancers its tags matched, when more than one did."""
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from kubernetes import client as k8s
 
 from lbscrape import cloudwatch, remote_write
 from lbscrape.budget import Budget
-from lbscrape.catalog import default_specs
+from lbscrape.catalog import KINDS, default_specs
 from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
 from lbscrape.discovery import discover
 from lbscrape.errors import ExitStatus
 from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, Window, isotime
-from lbscrape.resolve import ElbClient, describe_all, resolve
+from lbscrape.resolve import ElbClient, explain, find
 from lbscrape.series import build_series, exposition, lb_labels, selector
 from lbscrape.window import WindowPlan, plan_window
 
@@ -44,6 +44,7 @@ class CheckpointStore(Protocol):
 class Clients:
     kube: k8s.ApiClient
     elbv2: ElbClient
+    elb: ElbClient  # classic; called only when a Service expects a classic ELB
     cloudwatch: cloudwatch.CloudWatchClient
     store: CheckpointStore
     writer: remote_write.Client | None  # None with --dry-run
@@ -80,14 +81,13 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
          budget: Budget | None, result: RunResult) -> None:
     c = result.counters
     owners = discover(clients.kube)
-    resolution = resolve(owners, describe_all(clients.elbv2))
+    resolution = find(owners, clients.elbv2, clients.elb, cfg.cluster)
     lbs = resolution.load_balancers
     hostnames = {h.lower().rstrip(".") for o in owners for h in o.hostnames}
     c.update(owners=len(owners), lbs_found=len(hostnames), lbs_resolved=len(lbs),
              unresolved=len(resolution.unresolved))
     for u in resolution.unresolved:
-        log.warning("%s: no load balancer in %s has DNS name %s; skipped this run",
-                    u.owner, cfg.region, u.hostname)
+        log.warning("%s: %s; skipped this run", u.owner, explain(u, cfg.region))
 
     checkpoint = clients.store.load()
     plans = {lb.key: plan_window(now, checkpoint.ends.get(lb.key), cfg.window) for lb in lbs}
@@ -96,8 +96,8 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     _warn_gaps(lbs, plans, cfg)
 
     targets = [
-        cloudwatch.FetchTarget(lb.key, (("LoadBalancer", lb.dimension),), plans[lb.key].window,
-                               default_specs(lb.type))
+        cloudwatch.FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
+                               plans[lb.key].window, default_specs(lb.type))
         for lb in lbs
     ]
     fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(targets), budget)

@@ -13,14 +13,25 @@ def lb_labels(lb: LoadBalancer, cluster: str, region: str,
               static: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
     """Labels every sample of `lb` carries, without __name__.
 
-    When several objects own one load balancer (an IngressGroup), it is still written
-    once, and `namespace` and the owner label are set only where every owner agrees:
-    a label that would be one owner's among several would be wrong for the others.
+    A load balancer is written once however many objects own it. The labels depend on
+    what it *is*, never on how many members it has, so that an Ingress joining or
+    leaving an IngressGroup does not start new series for the whole group:
+
+    - an IngressGroup's ALB carries `ingress_group=<group>` and never `namespace` or
+      `ingress`, even while all members happen to share a namespace;
+    - otherwise (one owner, as the controllers make them) `namespace` and `ingress` or
+      `service` name it; if several objects still match one load balancer, each of those
+      labels is set only where every owner agrees, as a value that is one owner's among
+      several would be wrong for the others.
     """
     labels = dict(static)
     labels.update(
         load_balancer_name=lb.name, load_balancer=lb.dimension, cluster=cluster, region=region
     )
+    groups = {o.group for o in lb.owners}
+    if len(groups) == 1 and (group := groups.pop()):
+        labels["ingress_group"] = group
+        return {k: v for k, v in labels.items() if v}
     namespaces = {o.namespace for o in lb.owners}
     if len(namespaces) == 1:
         labels["namespace"] = namespaces.pop()

@@ -99,8 +99,9 @@ PERMISSIONS: tuple[Permission, ...] = (
 
 # The AWS actions `run` calls, as cronjob/iam-policy.json names them.
 DESCRIBE_ACTION = "elasticloadbalancing:DescribeLoadBalancers"
+TAGS_ACTION = "elasticloadbalancing:DescribeTags"
 METRICS_ACTION = "cloudwatch:GetMetricData"
-AWS_ACTIONS = (DESCRIBE_ACTION, METRICS_ACTION)
+AWS_ACTIONS = (DESCRIBE_ACTION, TAGS_ACTION, METRICS_ACTION)
 
 
 def check_permissions(api: k8s.ApiClient, checkpoint: CheckpointLocation | None
@@ -143,14 +144,25 @@ def _verdict(name: str, status: k8s.V1SubjectAccessReviewStatus | None) -> Check
                                f"identity lbscrape runs as (see {RBAC_FILE})")
 
 
-def check_aws(elbv2: Any, cloudwatch: Any, region: str, now: int) -> list[Check]:
-    """One cheap call per AWS API `run` uses."""
+def check_aws(elbv2: Any, elb: Any, cloudwatch: Any, region: str, now: int) -> list[Check]:
+    """One cheap call per AWS API `run` uses. (Both ELB APIs are authorised by the same
+    IAM action, DescribeLoadBalancers, but they are separate endpoints.)"""
 
-    def describe() -> str:
-        page = elbv2.describe_load_balancers(PageSize=1)
-        found = ("it has load balancers" if page.get("LoadBalancers")
-                 else "no load balancers there")
-        return f"answered in {region}; {found}"
+    def describe(client: Any) -> Callable[[], str]:
+        def call() -> str:
+            page = client.describe_load_balancers(PageSize=1)
+            found = ("it has load balancers" if page.get("LoadBalancers")
+                     or page.get("LoadBalancerDescriptions") else "no load balancers there")
+            return f"answered in {region}; {found}"
+        return call
+
+    def tags() -> str:
+        # Needs an existing ARN; asking about the first one listed costs one more listing.
+        page = elbv2.describe_load_balancers(PageSize=1).get("LoadBalancers", [])
+        if not page:
+            raise _Skipped(f"no ELBv2 load balancer in {region} to ask about")
+        elbv2.describe_tags(ResourceArns=[page[0]["LoadBalancerArn"]])
+        return f"answered in {region} (asked about {page[0]['LoadBalancerName']})"
 
     def metrics() -> str:
         end = now // PROBE_PERIOD * PROBE_PERIOD
@@ -172,10 +184,16 @@ def check_aws(elbv2: Any, cloudwatch: Any, region: str, now: int) -> list[Check]
                                f"{f': {msgs}' if msgs else ''} ({PROBE_COST})")
         return f"answered in {region}; {PROBE_COST}"
 
-    return [_aws_check(DESCRIBE_ACTION, describe), _aws_check(METRICS_ACTION, metrics)]
+    return [_aws_check(DESCRIBE_ACTION, describe(elbv2)),
+            _aws_check(f"{DESCRIBE_ACTION} (classic)", describe(elb)),
+            _aws_check(TAGS_ACTION, tags), _aws_check(METRICS_ACTION, metrics)]
 
 
 class _Refused(Exception):
+    pass
+
+
+class _Skipped(Exception):
     pass
 
 
@@ -185,6 +203,8 @@ def _aws_check(action: str, call: Callable[[], str]) -> Check:
         return Check(name, "pass", call())
     except _Refused as e:
         return Check(name, "fail", str(e))
+    except _Skipped as e:
+        return Check(name, "skipped", str(e))
     except NoCredentialsError:
         return Check(name, "fail", NO_CREDENTIALS)
     except ClientError as e:
@@ -195,7 +215,8 @@ def _aws_check(action: str, call: Callable[[], str]) -> Check:
             text += ("; the AWS credentials have expired: refresh them (a new session, "
                      "`aws sso login`) or check the role's token (IRSA)")
         elif code in DENIED_CODES:
-            text += f"; allow {action} to the role lbscrape runs as (see {IAM_FILE})"
+            text += (f"; allow {action.split()[0]} to the role lbscrape runs as "
+                     f"(see {IAM_FILE})")
         return Check(name, "fail", text)
     except BotoCoreError as e:  # no endpoint, credential provider failures, timeouts
         return Check(name, "fail", " ".join(str(e).split()))

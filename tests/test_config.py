@@ -91,7 +91,8 @@ def test_parse_label_rejects_bad_names(text):
 
 
 @pytest.mark.parametrize("name", ["namespace", "cluster", "__name__", "region", "ingress",
-                                  "service", "load_balancer", "load_balancer_name"])
+                                  "service", "load_balancer", "load_balancer_name",
+                                  "ingress_group"])
 def test_parse_label_rejects_reserved_names(name):
     with pytest.raises(ConfigError) as e:
         parse_label(f"{name}=x", "--label")

@@ -8,6 +8,7 @@ from lbscrape.model import Owner
 from tests import world
 
 NET = "networking.k8s.io/v1"
+NLB_NAME = "service.beta.kubernetes.io/aws-load-balancer-name"
 
 
 def discover(kube):
@@ -45,11 +46,39 @@ def test_services_by_class_and_annotation(kube):
         "nlb-ip": {"annotations": {ann: "nlb-ip"}},
         "in-tree-nlb": {"annotations": {ann: "nlb"}},
         "classic": {},
+        "classic-other-type": {"annotations": {ann: "elb"}},
         "other-class": {"lb_class": "example.com/lb", "annotations": {ann: "external"}},
+        "other-class-no-annotation": {"lb_class": "example.com/lb"},
         "nodeport": {"annotations": {ann: "external"}, "svc_type": "NodePort"},
     }.items():
         kube.put("v1", "services", world.service("s", name, f"{name}.example", **kwargs))
-    assert sorted(o.name for o in discover(kube)) == ["class", "external", "in-tree-nlb", "nlb-ip"]
+    assert sorted((o.name, o.lb_type) for o in discover(kube)) == [
+        ("class", "network"), ("classic", "classic"), ("classic-other-type", "classic"),
+        ("external", "network"), ("in-tree-nlb", "network"), ("nlb-ip", "network")]
+
+
+def test_group_and_load_balancer_names(kube):
+    kube.put(NET, "ingressclasses", world.ingress_class())
+    kube.put(NET, "ingresses", world.ingress("a", "grouped", "h1", annotations={
+        "alb.ingress.kubernetes.io/group.name": "shared",
+        "alb.ingress.kubernetes.io/load-balancer-name": "shared-alb"}))
+    kube.put(NET, "ingresses", world.ingress("a", "alone", "h2"))
+    kube.put("v1", "services", world.service("a", "lbc", "h3", lb_class="service.k8s.aws/nlb",
+                                             annotations={NLB_NAME: "my-nlb"}))
+    # The in-tree controller ignores the name annotation: its name comes from the UID.
+    kube.put("v1", "services", world.service("a", "classic", "h4", annotations={NLB_NAME: "x"}))
+    uid = kube.get("v1", "services", "a", "classic")["metadata"]["uid"]
+    got = {o.name: (o.group, o.lb_name) for o in discover(kube)}
+    assert got == {"grouped": ("shared", "shared-alb"), "alone": (None, None),
+                   "lbc": (None, "my-nlb"), "classic": (None, ("a" + uid.replace("-", ""))[:32])}
+    assert len(got["classic"][1]) == 32
+
+
+def test_in_tree_name_is_the_cloud_providers_default():
+    # kubernetes/cloud-provider cloud.go DefaultLoadBalancerName, for a real-looking UID.
+    assert discovery.in_tree_name("9d0f2b4c-1e2f-4a5b-8c7d-0123456789ab") == \
+        "a9d0f2b4c1e2f4a5b8c7d0123456789a"
+    assert discovery.in_tree_name("") == ""
 
 
 def test_hostnames_deduplicated_and_pending_objects_skipped(kube):
@@ -62,7 +91,8 @@ def test_hostnames_deduplicated_and_pending_objects_skipped(kube):
     no_status = world.ingress("a", "no-status", None)
     del no_status["status"]
     kube.put(NET, "ingresses", no_status)
-    assert discover(kube) == [Owner("Ingress", "a", "two", ("H1.example", "h2.example"))]
+    assert discover(kube) == [Owner("Ingress", "a", "two", ("H1.example", "h2.example"),
+                                    "application")]
 
 
 def test_lists_are_paged(kube, monkeypatch):

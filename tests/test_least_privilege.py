@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from lbscrape.cli import cli
+from tests import world
 from tests.faultproxy import FaultProxy
 from tests.test_manifests import _grants, _one
 from tests.test_run import Scene
@@ -54,6 +55,13 @@ def aws_action(req):
 
 def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, monkeypatch):
     scene = Scene(aws, kube, prometheus)  # seeded through moto directly, not the proxy
+    # Every resolution path: a classic ELB (its own API), and a stale hostname that only
+    # the controller's tags resolve (DescribeTags).
+    clb = aws.create_classic("a1b2c3d4e5f60718293a4b5c6d7e8f90")
+    kube.put("v1", "services", world.service("legacy", "web", clb.dns_name))
+    aws.create_lb("k8s-shop-api-5555555555", tags={"ingress.k8s.aws/stack": "shop/api"})
+    kube.put("networking.k8s.io/v1", "ingresses", world.ingress(
+        "shop", "api", "k8s-shop-api-4444444444-1.us-east-1.elb.amazonaws.com"))
     proxy = FaultProxy(moto_server)
     proxy.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
@@ -69,10 +77,14 @@ def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, 
     assert {s.namespace for s in kube.seen if s.resource == "configmaps"} == {"monitoring"}
     assert {s.verb for s in kube.seen if s.namespace is None} == {"list"}
     assert {aws_action(r) for r in proxy.seen} == granted_iam()
+    # Both ELB APIs sign as elasticloadbalancing: the classic listing must really happen.
+    assert any(r.mentions("Action=DescribeLoadBalancers") and r.mentions("Version=2012-06-01")
+               for r in proxy.seen)
 
 
 def test_smoke_needs_nothing_the_cronjob_is_not_granted(kube, prometheus, moto_server,
-                                                       monkeypatch):
+                                                       monkeypatch, aws):
+    aws.create_lb("k8s-shop-web-0123456789")
     proxy = FaultProxy(moto_server)
     proxy.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)

@@ -179,7 +179,7 @@ def test_service_account_has_irsa_annotation():
     assert annotations["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
 
 
-def test_iam_policy_allows_exactly_the_two_actions():
+def test_iam_policy_allows_exactly_the_three_actions():
     policy = json.loads((BASE / "iam-policy.json").read_text())
     assert policy["Version"] == "2012-10-17"
     (statement,) = policy["Statement"]
@@ -188,7 +188,8 @@ def test_iam_policy_allows_exactly_the_two_actions():
     actions = statement["Action"]
     actions = [actions] if isinstance(actions, str) else actions
     assert sorted(actions) == ["cloudwatch:GetMetricData",
-                               "elasticloadbalancing:DescribeLoadBalancers"]
+                               "elasticloadbalancing:DescribeLoadBalancers",
+                               "elasticloadbalancing:DescribeTags"]
     assert statement["Resource"] == "*"
     assert "NotAction" not in statement and "NotResource" not in statement
 

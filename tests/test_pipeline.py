@@ -42,7 +42,8 @@ def config():
 def clients(scene, cloudwatch):
     api, _ = make_api_client(scene.kube.kubeconfig_path, None)
     return pipeline.Clients(
-        kube=api, elbv2=boto3.client("elbv2", region_name="us-east-1"), cloudwatch=cloudwatch,
+        kube=api, elbv2=boto3.client("elbv2", region_name="us-east-1"),
+        elb=boto3.client("elb", region_name="us-east-1"), cloudwatch=cloudwatch,
         store=ConfigMapStore(api, CheckpointLocation("monitoring", "lbscrape-checkpoint")),
         writer=remote_write.Client(RemoteWriteSettings(scene.prom.write_url)))
 

@@ -234,11 +234,14 @@ def test_owners_without_hostname_or_of_other_controllers_are_skipped(scene):
     kube.put("networking.k8s.io/v1", "ingresses", world.ingress("a", "pending", None))
     kube.put("networking.k8s.io/v1", "ingresses",
              world.ingress("a", "nginx", scene.alb.dns_name, class_name="nginx"))
-    kube.put("v1", "services", world.service("a", "clb", scene.nlb.dns_name))  # in-tree classic
+    kube.put("v1", "services", world.service("a", "other", scene.nlb.dns_name,
+                                             lb_class="example.com/lb"))  # another controller's
     kube.put("v1", "services", world.service("a", "internal", None, svc_type="ClusterIP"))
     result = scene.run(scene.clock)
     assert "lbs_found=2 lbs_resolved=2 unresolved=0" in summary(result)
     assert not [e for e in logs(result) if e["level"] == "warning"]
+    labels = dict(next(iter(scene.prom.raw("nlb_new_flow_count_sum"))))
+    assert labels["service"] == "db"  # the other controller's Service is no second owner
 
 
 def test_dry_run_prints_samples_and_writes_nothing(scene):

@@ -30,7 +30,9 @@ K8S = [f"k8s: {p}" for p in (
     "update configmaps/lbscrape-checkpoint in monitoring",
     "create configmaps in monitoring",
 )]
-AWS = ["aws: elasticloadbalancing:DescribeLoadBalancers", "aws: cloudwatch:GetMetricData"]
+AWS = ["aws: elasticloadbalancing:DescribeLoadBalancers",
+       "aws: elasticloadbalancing:DescribeLoadBalancers (classic)",
+       "aws: elasticloadbalancing:DescribeTags", "aws: cloudwatch:GetMetricData"]
 ALL = [*K8S, *AWS, "remote write"]
 EXPIRED = (b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
            b"<Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>The security token "
@@ -67,8 +69,9 @@ def results(rows):
 
 
 @pytest.fixture
-def rbac(kube):
+def rbac(kube, aws):
     kube.grant_only(rbac_yaml_grants())
+    aws.create_lb("k8s-shop-web-0123456789")  # DescribeTags needs one to ask about
     return kube
 
 
@@ -102,7 +105,7 @@ def test_all_pass_and_the_sample_lands_in_prometheus(rbac, prometheus):
     doc, rows = run_smoke(rbac, *write_args(prometheus.write_url), expect=0)
     assert list(rows) == ALL
     assert results(rows) == dict.fromkeys(ALL, "pass")
-    assert (doc["ok"], doc["passed"], doc["failed"], doc["skipped"]) == (True, 9, 0, 0)
+    assert (doc["ok"], doc["passed"], doc["failed"], doc["skipped"]) == (True, 11, 0, 0)
     assert "1 metric requested, $0.00001" in rows["aws: cloudwatch:GetMetricData"][1]
     assert rows["remote write"][1].startswith(f"{prometheus.write_url} accepted lbscrape_smoke{{")
     # One review per permission, asked as the RBAC authorizer needs it...
@@ -138,7 +141,7 @@ def test_table_output(rbac):
                        "RBAC: allowed by fakekube policy"]
     assert [r[0] for r in rows] == ALL
     assert rows[-1] == ["remote write", "skipped", "--no-write: nothing written"]
-    assert lines[-1] == "8 passed, 0 failed, 1 skipped"
+    assert lines[-1] == "10 passed, 0 failed, 1 skipped"
     # RESULT and DETAIL are aligned columns.
     assert len({line.index(" pass ") for line in lines[1:-2]}) == 1
     assert lines[-2].index("skipped") == lines[0].index("RESULT")
@@ -185,14 +188,15 @@ def test_checkpoint_file_skips_the_configmap_checks(rbac, tmp_path):
     skipped = [n for n, r in results(rows).items() if r == "skipped"]
     assert skipped == ["k8s: get configmaps (checkpoint)", "k8s: update configmaps (checkpoint)",
                        "k8s: create configmaps (checkpoint)", "remote write"]
-    assert doc["skipped"] == 4 and doc["passed"] == 5
+    assert doc["skipped"] == 4 and doc["passed"] == 7
     assert all(r["resource"] != "configmaps" for r in rbac.reviews) and len(rbac.reviews) == 3
     assert not path.exists()
 
 
-def test_unreachable_api_server_fails_its_rows_and_aws_is_still_checked(tmp_path):
+def test_unreachable_api_server_fails_its_rows_and_aws_is_still_checked(tmp_path, aws):
     from tests.fakekube import FakeKube
 
+    aws.create_lb("k8s-shop-web-0123456789")
     fake = FakeKube()
     fake.start()
     fake.kubeconfig_path = fake.write_kubeconfig(str(tmp_path / "kubeconfig"))
@@ -239,6 +243,12 @@ def test_no_write_sends_nothing_even_with_a_remote_write_url(rbac, prometheus, p
     assert smoke_samples(prometheus) == {}
 
 
+def test_no_load_balancer_skips_the_tags_check(kube):
+    _, rows = run_smoke(kube, "--no-write", expect=0)
+    assert rows["aws: elasticloadbalancing:DescribeTags"] == (
+        "skipped", "no ELBv2 load balancer in us-east-1 to ask about")
+
+
 def test_missing_aws_credentials_fail_the_aws_rows_clearly(rbac, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -259,12 +269,13 @@ def test_expired_aws_credentials_are_named(rbac, moto_server, monkeypatch):
         _, rows = run_smoke(rbac, "--no-write", expect=1)
     finally:
         proxy.stop()
-    assert rows[AWS[1]][0] == "pass"
-    assert rows[AWS[0]] == ("fail", "ExpiredToken: The security token included in the request "
-                                    "is expired; the AWS credentials have expired: refresh them "
-                                    "(a new session, `aws sso login`) or check the role's token "
-                                    "(IRSA)")
-    assert sum(r.mentions("DescribeLoadBalancers") for r in proxy.seen) == 1  # not retried
+    assert rows[AWS[3]][0] == "pass"
+    expired = ("fail", "ExpiredToken: The security token included in the request is expired; "
+                       "the AWS credentials have expired: refresh them (a new session, "
+                       "`aws sso login`) or check the role's token (IRSA)")
+    assert [rows[name] for name in AWS[:3]] == [expired] * 3
+    # One call per check, none retried.
+    assert sum(r.mentions("DescribeLoadBalancers") for r in proxy.seen) == 3
 
 
 def test_the_bearer_token_is_sent_but_never_printed(rbac, prometheus, prom_proxy, tmp_path):

@@ -120,6 +120,7 @@ class Aws:
     def __init__(self, region: str = "us-east-1") -> None:
         self.region = region
         self.elbv2 = boto3.client("elbv2", region_name=region)
+        self.elb = boto3.client("elb", region_name=region)
         self.cloudwatch = boto3.client("cloudwatch", region_name=region)
         ec2 = boto3.client("ec2", region_name=region)
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -129,22 +130,39 @@ class Aws:
             for i, az in enumerate("ab")
         ]
 
-    def create_lb(self, name: str, lb_type: str = "application") -> SeededLb:
-        lb = self.elbv2.create_load_balancer(Name=name, Subnets=self.subnets, Type=lb_type,
-                                             Scheme="internet-facing")["LoadBalancers"][0]
+    def create_lb(self, name: str, lb_type: str = "application",
+                  tags: dict[str, str] | None = None) -> SeededLb:
+        lb = self.elbv2.create_load_balancer(
+            Name=name, Subnets=self.subnets, Type=lb_type, Scheme="internet-facing",
+            **_tags(tags))["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
         return SeededLb(arn, name, lb_type, lb["DNSName"], arn.split(":", 5)[5][len("loadbalancer/"):])
 
+    def create_classic(self, name: str, tags: dict[str, str] | None = None) -> SeededLb:
+        """A classic ELB; its dimension (LoadBalancerName) is the name, it has no ARN."""
+        lb = self.elb.create_load_balancer(
+            LoadBalancerName=name, AvailabilityZones=[f"{self.region}a"],
+            Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 80, "InstancePort": 30080}],
+            **_tags(tags))
+        return SeededLb("", name, "classic", lb["DNSName"], name)
+
     def put(self, lb: SeededLb, metric: str, points: Iterable[tuple[int, float]]) -> None:
-        """One datapoint per (timestamp seconds, value) for the LB's LoadBalancer dimension."""
-        ns = "AWS/ApplicationELB" if lb.type == "application" else "AWS/NetworkELB"
+        """One datapoint per (timestamp seconds, value) for the LB's dimension."""
+        ns, dim = {"application": ("AWS/ApplicationELB", "LoadBalancer"),
+                   "network": ("AWS/NetworkELB", "LoadBalancer"),
+                   "classic": ("AWS/ELB", "LoadBalancerName")}[lb.type]
         data = [
             {"MetricName": metric, "Timestamp": datetime.fromtimestamp(ts, UTC), "Value": v,
-             "Dimensions": [{"Name": "LoadBalancer", "Value": lb.dimension}]}
+             "Dimensions": [{"Name": dim, "Value": lb.dimension}]}
             for ts, v in points
         ]
         for i in range(0, len(data), 500):
             self.cloudwatch.put_metric_data(Namespace=ns, MetricData=data[i:i + 500])
+
+
+def _tags(tags: dict[str, str] | None) -> dict[str, Any]:
+    """The Tags argument, left out when empty (the API wants at least one)."""
+    return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}
 
 
 def ingress_class(name: str = "alb", controller: str = "ingress.k8s.aws/alb") -> dict[str, Any]:
