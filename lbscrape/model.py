@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 OwnerKind = Literal["Ingress", "Service"]
-LbType = Literal["application", "network"]
+LbType = Literal["application", "network", "classic"]
 
 
 @dataclass(frozen=True)
