@@ -18,7 +18,7 @@ from kubernetes import client as k8s
 
 from lbscrape import cloudwatch, remote_write
 from lbscrape.budget import Budget
-from lbscrape.catalog import default_specs
+from lbscrape.catalog import KINDS
 from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
 from lbscrape.discovery import discover
@@ -96,8 +96,8 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     _warn_gaps(lbs, plans, cfg)
 
     targets = [
-        cloudwatch.FetchTarget(lb.key, (("LoadBalancer", lb.dimension),), plans[lb.key].window,
-                               default_specs(lb.type))
+        cloudwatch.FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
+                               plans[lb.key].window, cfg.catalog.specs(lb.type))
         for lb in lbs
     ]
     fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(targets), budget)
