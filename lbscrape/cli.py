@@ -88,7 +88,7 @@ class _Cli(click.Group):
 
 
 def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
-    name = decls[0].lstrip("-").replace("-", "_").upper()
+    name = decls[0].split("/")[0].lstrip("-").replace("-", "_").upper()
     kwargs.setdefault("show_default", True)
     return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
 
@@ -203,6 +203,9 @@ def cli() -> None:
 @_opt("--metrics-config", default=None, metavar="FILE",
       help="YAML or JSON file that adds metrics, statistics and percentiles to the default "
            "catalog or drops them (see 'lbscrape metrics').")
+@_opt("--zero-fill/--no-zero-fill", default=True,
+      help="Write 0 for a sparse counter (HTTPCode_*, errors) that has no datapoint in a "
+           "period in which the load balancer had traffic.")
 @_opt("--dry-run", is_flag=True, default=False,
       help="Discover, resolve and fetch, print the samples; write nothing, move no checkpoint.")
 @_opt("--kubeconfig", default=None, help="Kubeconfig file (default: in-cluster, else KUBECONFIG "
@@ -217,7 +220,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         period: str, initial_lookback: str,
         max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
         rw_options: RemoteWriteOptions, deadline: str, metrics_config: str | None,
-        dry_run: bool, kubeconfig: str | None,
+        zero_fill: bool, dry_run: bool, kubeconfig: str | None,
         context: str | None, log_format: str | None, now: str | None) -> int:
     """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
 
@@ -264,7 +267,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             remote_write=rw, dry_run=dry_run, static_labels=static_labels,
             checkpoint_retention=retention_s, checkpoint_file=checkpoint_file,
             checkpoint=location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME),
-            catalog=catalog,
+            catalog=catalog, zero_fill=zero_fill,
         )
     except ConfigError as e:
         click.echo(f"lbscrape: error: {e}", err=True)
@@ -821,7 +824,8 @@ def metrics(metrics_config: str | None, known: bool, output: str) -> int:
     """The metric catalog: what `run` fetches per load balancer type and how it is named.
 
     Reads no cluster and no AWS account, so CI can check a --metrics-config file with it
-    (exit 2 when the file is wrong).
+    (exit 2 when the file is wrong). ZERO-FILL says which series get 0 for a period in
+    which the type's traffic metric is > 0 and they have no datapoint (--zero-fill).
 
     \b
     A metrics config file (YAML or JSON):
@@ -846,13 +850,18 @@ def metrics(metrics_config: str | None, known: bool, output: str) -> int:
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return ExitStatus.OK
-    head = ("TYPE", "PROMETHEUS NAME", "CLOUDWATCH METRIC", "STAT")
+    head = ("TYPE", "PROMETHEUS NAME", "CLOUDWATCH METRIC", "STAT", "ZERO-FILL")
     table = [head] + [(r["type"], r["name"] or "-", f"{r['namespace']} {r['metric']}",
-                       r["stat"] or "-") for r in rows]
+                       r["stat"] or "-", r["zero_fill"] or "") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"\nsource: {catalog.source or 'the default catalog'}")
+    for t, kind in KINDS.items():
+        plan = catalog.fill_plan(t)
+        if plan.traffic is None and plan.sparse:
+            click.echo(f"{t}: {kind.traffic} Sum is not fetched, so {kind.title} sparse "
+                       "counters are never zero-filled")
     return ExitStatus.OK
 
 
@@ -863,15 +872,18 @@ def _catalog(path: str | None) -> Catalog:
 def _catalog_rows(catalog: Catalog, known: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for t, kind in KINDS.items():
+        plan = catalog.fill_plan(t)
         fetched = set()
         for spec in catalog.specs(t):
             fetched.add(spec.metric)
+            role = "traffic" if spec == plan.traffic else "yes" if spec in plan.sparse else None
             rows.append({"type": t, "namespace": kind.namespace, "metric": spec.metric,
                          "stat": spec.stat, "name": spec.prom_name,
-                         "dimensions": [kind.dimension]})
+                         "dimensions": [kind.dimension], "zero_fill": role})
         if known:
             rows += [{"type": t, "namespace": kind.namespace, "metric": m.name, "stat": None,
-                      "name": None, "dimensions": list(m.dimensions)}
+                      "name": None, "dimensions": list(m.dimensions),
+                      "zero_fill": "sparse" if m.sparse else None}
                      for m in KNOWN[t].values() if m.name not in fetched]
     return rows
 
@@ -919,6 +931,7 @@ def _describe(cfg: RunConfig) -> str:
         "labels=" + ",".join(f"{k}={v}" for k, v in cfg.static_labels),
         f"metrics_config={cfg.catalog.source or '-'}",
         "metrics=" + ",".join(f"{k.prefix}:{len(cfg.catalog.specs(t))}" for t, k in KINDS.items()),
+        f"zero_fill={'on' if cfg.zero_fill else 'off'}",
     ]
     return " ".join(parts)
 

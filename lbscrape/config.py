@@ -82,6 +82,8 @@ class RunConfig:
     """Checkpoints of load balancers not seen for this long are dropped."""
     catalog: Catalog = DEFAULT
     """What is fetched per load balancer type (the defaults, or --metrics-config)."""
+    zero_fill: bool = True
+    """Write 0 for a sparse counter's missing datapoint in a period with traffic."""
 
 
 def parse_duration(text: str, option: str) -> int:

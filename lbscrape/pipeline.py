@@ -18,14 +18,14 @@ from kubernetes import client as k8s
 
 from lbscrape import cloudwatch, remote_write
 from lbscrape.budget import Budget
-from lbscrape.catalog import KINDS
+from lbscrape.catalog import KINDS, Catalog
 from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
 from lbscrape.discovery import discover
 from lbscrape.errors import ExitStatus
-from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, Window, isotime
+from lbscrape.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
 from lbscrape.resolve import ElbClient, describe_all, resolve
-from lbscrape.series import build_series, exposition, lb_labels, selector
+from lbscrape.series import build_series, exposition, lb_labels, selector, zero_fill
 from lbscrape.window import WindowPlan, plan_window
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
         _warn_realigned(lb, plans[lb.key])
     _warn_gaps(lbs, plans, cfg)
 
+    if cfg.zero_fill:
+        _warn_no_traffic_metric(cfg.catalog, {lb.type for lb in lbs})
     targets = [
         cloudwatch.FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
                                plans[lb.key].window, cfg.catalog.specs(lb.type))
@@ -113,6 +115,10 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
             result.failed[lb.name] = fetched.failed[lb.key]
             continue
         data = by_lb.get(lb.key, {})
+        if cfg.zero_fill:
+            # Only here, after the failed ones are skipped: a zero needs a complete fetch.
+            data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type))
+            c["samples_zero_filled"] += filled
         series = _drop_future(build_series(lb, data, lb_labels(lb, cfg.cluster, cfg.region,
                                                                 cfg.static_labels)), wall_now_ms)
         batches.append(remote_write.LbBatch(lb.key, tuple(series), plans[lb.key].window.end))
@@ -150,6 +156,18 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
         if expired:
             log.info("forgot the checkpoints of %d load balancers not seen for longer than "
                      "--checkpoint-retention", len(expired))
+
+
+def _warn_no_traffic_metric(catalog: Catalog, types: set[LbType]) -> None:
+    """Once per type in this run: zero-fill needs the traffic metric, and never guesses."""
+    for t in sorted(types):
+        plan = catalog.fill_plan(t)
+        if plan.traffic is None and plan.sparse:
+            kind = KINDS[t]
+            log.warning("zero-fill: %s Sum is not in the %s catalog (dropped by "
+                        "--metrics-config), so sparse counters of %ss are not zero-filled; "
+                        "keep it to have quiet periods written as 0", kind.traffic, t,
+                        kind.title)
 
 
 def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan],
@@ -223,7 +241,8 @@ def _summary(result: RunResult, started: float, *, dry_run: bool,
              error: BaseException | None = None) -> None:
     c = result.counters
     keys = ["owners", "lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
-            "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests"]
+            "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests",
+            "samples_zero_filled"]
     if dry_run:
         keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
                                               "remote_write_requests")] + ["samples_would_write"]

@@ -240,7 +240,9 @@ def test_metrics_command_shows_the_tailored_catalog(tmp_path):
     assert by_name["alb_target_response_time_p99_9"] == {
         "type": "application", "namespace": "AWS/ApplicationELB",
         "metric": "TargetResponseTime", "stat": "p99.9", "name": "alb_target_response_time_p99_9",
-        "dimensions": ["LoadBalancer"]}
+        "dimensions": ["LoadBalancer"], "zero_fill": None}
+    assert by_name["alb_http_code_elb_502_count_sum"]["zero_fill"] == "yes"
+    assert by_name["alb_request_count_sum"]["zero_fill"] == "traffic"
     assert by_name["elb_request_count_sum"]["dimensions"] == ["LoadBalancerName"]
     assert "alb_consumed_lcus_average" not in by_name
     assert len(rows) == sum(len(DEFAULT.specs(t)) for t in KINDS) - 2 + 3 + 1
@@ -250,13 +252,24 @@ def test_metrics_command_table_and_known_metrics():
     result = CliRunner().invoke(cli, ["metrics", "--known"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["TYPE", "PROMETHEUS", "NAME", "CLOUDWATCH", "METRIC", "STAT"]
-    assert ["application", "alb_http_code_elb_5xx_count_sum", "AWS/ApplicationELB",
-            "HTTPCode_ELB_5XX_Count", "Sum"] in [line.split() for line in lines]
+    assert lines[0].split() == ["TYPE", "PROMETHEUS", "NAME", "CLOUDWATCH", "METRIC", "STAT",
+                                "ZERO-FILL"]
+    assert any(line.split()[:5] == ["application", "alb_http_code_elb_5xx_count_sum",
+                                    "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "Sum"]
+               and line.split()[-1] == "yes" for line in lines)
     # Known but not fetched: listed without a name, with where it is published.
     assert any(line.split()[:3] == ["application", "-", "AWS/ApplicationELB"]
                and "HealthyHostCount" in line for line in lines)
     assert "source: the default catalog" in result.stdout
+
+
+def test_metrics_command_says_when_zero_fill_cannot_apply(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("network:\n  drop:\n    - metric: NewFlowCount\n")
+    result = CliRunner().invoke(cli, ["metrics", "--metrics-config", str(path)])
+    assert result.exit_code == 0
+    assert "network: NewFlowCount Sum is not fetched, so NLB sparse counters are never " \
+           "zero-filled" in result.stdout
 
 
 def test_metrics_command_with_a_bad_file_exits_2(tmp_path):
@@ -338,7 +351,7 @@ def test_run_and_estimate_follow_the_config(aws, kube, prometheus, moto_server, 
     assert f"metrics_requested={len(queries)}" in summary(result)
     start = [json.loads(line) for line in result.stderr.splitlines()
              if line.startswith("{")][0]["msg"]
-    assert f"metrics_config={path} metrics=alb:16,nlb:9,elb:13" in start
+    assert f"metrics_config={path} metrics=alb:16,nlb:9,elb:13 zero_fill=on" in start
     # One datapoint a minute, so Maximum, Minimum and Average are the same value.
     rt_max = scene.stored("alb_target_response_time_maximum")[scene.alb.name]
     assert rt_max and rt_max == scene.stored("alb_target_response_time_minimum")[scene.alb.name]
