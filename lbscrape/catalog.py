@@ -262,6 +262,17 @@ class Catalog:
                          and s.stat in ZERO_OVER_NOTHING),
         )
 
+    def no_fill_reason(self, lb_type: LbType) -> str | None:
+        """Why zero-fill cannot apply to this type although it has sparse counters: its
+        traffic metric is not fetched. None when it can (or there is nothing to fill)."""
+        plan = self.fill_plan(lb_type)
+        if plan.traffic is not None or not plan.sparse:
+            return None
+        kind = KINDS[lb_type]
+        return (f"zero-fill: {kind.traffic} Sum is not in the {lb_type} catalog (dropped by "
+                f"--metrics-config), so sparse counters of {kind.title}s are not zero-filled; "
+                "keep it to have quiet periods written as 0")
+
 
 DEFAULT = Catalog(DEFAULT_CATALOG)
 

@@ -35,7 +35,7 @@ from lbscrape import (
 )
 from lbscrape import backfill as backfill_mod
 from lbscrape.budget import Budget
-from lbscrape.catalog import DEFAULT, KINDS, KNOWN, Catalog, default_specs
+from lbscrape.catalog import DEFAULT, KINDS, KNOWN, Catalog
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
     CheckpointLocation,
@@ -641,6 +641,11 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
 @_opt("--output", default=None, metavar="FILE",
       help="Write OpenMetrics text for 'promtool tsdb create-blocks-from openmetrics' "
            "instead of remote writing.")
+@_opt("--metrics-config", default=None, metavar="FILE",
+      help="The metrics config `run` uses, so the same series are written. With --resume, "
+           "the metrics and zero-fill the backfill started with apply.")
+@_opt("--zero-fill/--no-zero-fill", default=True,
+      help="As for run: 0 for a sparse counter's missing datapoint in a period with traffic.")
 @_opt("--state-file", "--checkpoint-file", "state_file", default="lbscrape-backfill.json",
       metavar="PATH", help="Where progress is kept, for --resume.")
 @click.option("--resume", is_flag=True, help="Carry on an interrupted backfill from its "
@@ -655,7 +660,8 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
       "the clock.")
 def backfill(start: str, end: str, cluster: str, region: str | None, profile: str | None,
              labels: tuple[str, ...], names: tuple[str, ...], namespaces: tuple[str, ...],
-             period: str, settle_delay: str, output: str | None, state_file: str,
+             period: str, settle_delay: str, output: str | None, metrics_config: str | None,
+             zero_fill: bool, state_file: str,
              resume: bool, yes: bool, kubeconfig: str | None, context: str | None,
              log_format: str | None, now: str | None, remote_write_url: str | None,
              rw_options: RemoteWriteOptions) -> int:
@@ -685,6 +691,7 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
         # Only the period and settle rules apply: a backfill has no lookback or catch-up.
         validate_window(WindowSettings(settle_s, period_s, period_s, period_s))
         static = parse_labels(labels)
+        catalog = _catalog(metrics_config)
         rw, credentials = (rw_options.load(remote_write_url) if remote_write_url
                            else (None, None))
         if (rw is None) == (output is None):
@@ -709,11 +716,16 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
             lbs = _select(resolve(owners, describe_all(session.client("elbv2", config=AWS_CONFIG)))
                           .load_balancers, names, namespaces)
             state = backfill_mod.State(window, tuple(
-                backfill_mod.Target(lb.key, lb.name, (("LoadBalancer", lb.dimension),),
+                backfill_mod.Target(lb.key, lb.name, ((KINDS[lb.type].dimension, lb.dimension),),
                                     tuple(sorted(lb_labels(lb, cluster.strip(),
                                                            session.region_name, static).items())),
-                                    default_specs(lb.type))
+                                    catalog.specs(lb.type),
+                                    catalog.fill_plan(lb.type) if zero_fill else None)
                 for lb in lbs), target)
+            if zero_fill:
+                for t in sorted({lb.type for lb in lbs}):
+                    if reason := catalog.no_fill_reason(t):
+                        log.warning("%s", reason)
         plan = backfill_mod.make_plan(state.window, state.targets)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
@@ -753,9 +765,10 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
         sink.close()
     done = len(state.done) == len(plan.calls)
     log.info("backfill %s: calls_written=%d/%d gmd_calls=%d metrics_requested=%d "
-             "samples_written=%d samples_rejected=%d", "finished" if done else "incomplete",
-             len(state.done), len(plan.calls), outcome.gmd_calls, outcome.metrics_requested,
-             state.samples_written, state.samples_rejected)
+             "samples_written=%d samples_rejected=%d samples_zero_filled=%d",
+             "finished" if done else "incomplete", len(state.done), len(plan.calls),
+             outcome.gmd_calls, outcome.metrics_requested, state.samples_written,
+             state.samples_rejected, outcome.samples_zero_filled)
     if not done:
         click.echo(f"lbscrape: {len(outcome.failed)} calls could not be fetched; run the same "
                    "command with --resume to retry them", err=True)
@@ -857,11 +870,10 @@ def metrics(metrics_config: str | None, known: bool, output: str) -> int:
     for row in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"\nsource: {catalog.source or 'the default catalog'}")
-    for t, kind in KINDS.items():
-        plan = catalog.fill_plan(t)
-        if plan.traffic is None and plan.sparse:
-            click.echo(f"{t}: {kind.traffic} Sum is not fetched, so {kind.title} sparse "
-                       "counters are never zero-filled")
+    for t in KINDS:
+        reason = catalog.no_fill_reason(t)
+        if reason:
+            click.echo(reason)
     return ExitStatus.OK
 
 

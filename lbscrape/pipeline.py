@@ -161,13 +161,9 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
 def _warn_no_traffic_metric(catalog: Catalog, types: set[LbType]) -> None:
     """Once per type in this run: zero-fill needs the traffic metric, and never guesses."""
     for t in sorted(types):
-        plan = catalog.fill_plan(t)
-        if plan.traffic is None and plan.sparse:
-            kind = KINDS[t]
-            log.warning("zero-fill: %s Sum is not in the %s catalog (dropped by "
-                        "--metrics-config), so sparse counters of %ss are not zero-filled; "
-                        "keep it to have quiet periods written as 0", kind.traffic, t,
-                        kind.title)
+        reason = catalog.no_fill_reason(t)
+        if reason:
+            log.warning("%s", reason)
 
 
 def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan],
@@ -194,6 +190,11 @@ def backfill_command(gap: Window, names: Sequence[str], cfg: RunConfig) -> str:
         args += ["--period", f"{gap.period}s"]
     for k, v in cfg.static_labels:
         args += ["--label", f"{k}={v}"]
+    # The same catalog and zero-fill, so the gap gets the series its neighbours have.
+    if cfg.catalog.source:
+        args += ["--metrics-config", cfg.catalog.source]
+    if not cfg.zero_fill:
+        args += ["--no-zero-fill"]
     if len(names) <= MAX_NAMES_IN_COMMAND:
         for name in names:
             args += ["--load-balancer", name]

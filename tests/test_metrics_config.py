@@ -268,8 +268,8 @@ def test_metrics_command_says_when_zero_fill_cannot_apply(tmp_path):
     path.write_text("network:\n  drop:\n    - metric: NewFlowCount\n")
     result = CliRunner().invoke(cli, ["metrics", "--metrics-config", str(path)])
     assert result.exit_code == 0
-    assert "network: NewFlowCount Sum is not fetched, so NLB sparse counters are never " \
-           "zero-filled" in result.stdout
+    assert "zero-fill: NewFlowCount Sum is not in the network catalog (dropped by " \
+           "--metrics-config), so sparse counters of NLBs are not zero-filled" in result.stdout
 
 
 def test_metrics_command_with_a_bad_file_exits_2(tmp_path):
