@@ -14,17 +14,19 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from lbscrape import cloudwatch, remote_write
+from lbscrape.catalog import FillPlan
 from lbscrape.config import parse_duration
 from lbscrape.costing import PRICE_PER_1000
 from lbscrape.errors import ConfigError, LbscrapeError, RemoteWriteError
 from lbscrape.model import Labels, MetricSpec, Sample, Series, Window, isotime, parse_isotime
-from lbscrape.series import selector
+from lbscrape.series import selector, zero_fill
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ class Target:
     labels: Labels
     """Every label but __name__."""
     specs: tuple[MetricSpec, ...]
+    fill: FillPlan | None = None
+    """Zero-fill of its sparse counters (specs among `specs`); None with --no-zero-fill."""
 
 
 @dataclass(frozen=True)
@@ -150,14 +154,54 @@ def make_plan(window: Window, targets: Sequence[Target],
               max_queries: int = cloudwatch.MAX_QUERIES_PER_CALL) -> Plan:
     """Each (target, metric, statistic) is requested once when the range fits one call's
     100,800 datapoints (any range CloudWatch keeps does), packed up to 500 per call."""
+    if any(_fills(t) for t in targets):
+        return Plan(window, tuple(targets), tuple(_whole_target_calls(window, targets,
+                                                                      max_queries)))
     calls = cloudwatch.plan_calls(
         (cloudwatch.FetchTarget(t.key, t.dimensions, window, t.specs) for t in targets),
         max_queries)
     return Plan(window, tuple(targets), tuple(calls))
 
 
+def _fills(t: Target) -> bool:
+    return t.fill is not None and t.fill.traffic is not None and bool(t.fill.sparse)
+
+
+def _whole_target_calls(window: Window, targets: Sequence[Target], max_queries: int
+                        ) -> list[cloudwatch.Call]:
+    """Calls that each carry all of a target's metrics, for zero-fill: it needs the traffic
+    metric's datapoints in the same call as the sparse counters, since calls are written
+    one at a time. When a target's metrics over the whole range exceed one call's
+    datapoints (an ALB's 14 at 1 minute: past 5 days), the range is cut in time and each
+    piece requested on its own, which costs one request of each metric per piece."""
+    targets = [t for t in targets if t.specs]
+    if not targets or window.empty:
+        return []
+    biggest = max(len(t.specs) for t in targets)
+    if biggest > max_queries:
+        raise ConfigError(f"--zero-fill: a load balancer has {biggest} metrics, more than the "
+                          f"{max_queries} one GetMetricData call holds; pass --no-zero-fill")
+    calls = []
+    for piece in cloudwatch.split_window(window, cloudwatch.MAX_DATAPOINTS_PER_CALL // biggest):
+        per_call = min(max_queries, cloudwatch.MAX_DATAPOINTS_PER_CALL // piece.periods)
+        chunk: list[tuple[Target, MetricSpec]] = []
+        for t in targets:
+            if len(chunk) + len(t.specs) > per_call:
+                calls.append(_call(piece, chunk))
+                chunk = []
+            chunk += [(t, s) for s in t.specs]
+        calls.append(_call(piece, chunk))
+    return calls
+
+
+def _call(window: Window, pairs: Sequence[tuple[Target, MetricSpec]]) -> cloudwatch.Call:
+    return cloudwatch.Call(window, tuple(cloudwatch.Query(f"q{n}", t.key, t.dimensions, s)
+                                         for n, (t, s) in enumerate(pairs)))
+
+
 def describe(plan: Plan) -> list[str]:
     w = plan.window
+    filled = sum(1 for t in plan.targets if _fills(t))
     return [
         f"backfill {isotime(w.start)}..{isotime(w.end)} ({w.periods} periods of {w.period}s) "
         f"for {len(plan.targets)} load balancers: "
@@ -166,6 +210,8 @@ def describe(plan: Plan) -> list[str]:
         f"up to {plan.datapoints:,} datapoints",
         f"estimated cost: ${plan.dollars:.4f} (assuming the list price of "
         f"${PRICE_PER_1000} per 1,000 metrics requested; check your region's price)",
+        f"zero-fill: sparse counters of {filled} of {len(plan.targets)} load balancers get 0 "
+        "in periods with traffic" if filled else "zero-fill: off",
     ]
 
 
@@ -205,7 +251,8 @@ class State:
             "targets": [
                 {"key": t.key, "name": t.name, "dimensions": [list(d) for d in t.dimensions],
                  "labels": dict(t.labels),
-                 "specs": [[s.namespace, s.metric, s.stat, s.prom_name] for s in t.specs]}
+                 "specs": [[s.namespace, s.metric, s.stat, s.prom_name] for s in t.specs],
+                 "fill": _fill_json(t)}
                 for t in self.targets
             ],
         }
@@ -222,12 +269,7 @@ class State:
                 raise CorruptState(f"state file {path} has format {doc.get('format')!r}, "
                                    f"this lbscrape reads format {STATE_FORMAT}; {fix}")
             start, end, period = (int(x) for x in doc["window"])
-            targets = tuple(
-                Target(t["key"], t["name"], tuple((str(a), str(b)) for a, b in t["dimensions"]),
-                       tuple(sorted((str(k), str(v)) for k, v in t["labels"].items())),
-                       tuple(MetricSpec(*map(str, s)) for s in t["specs"]))
-                for t in doc["targets"]
-            )
+            targets = tuple(_target_from_json(t) for t in doc["targets"])
             partial = doc.get("partial")
             return cls(Window(start, end, period), targets, str(doc["output"]),
                        {int(i) for i in doc["done"]},
@@ -238,6 +280,24 @@ class State:
             raise
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise CorruptState(f"state file {path} cannot be read ({e}); {fix}") from None
+
+
+def _fill_json(t: Target) -> dict[str, Any] | None:
+    """The fill plan as positions in t.specs, so a resumed backfill fills the same way."""
+    if t.fill is None:
+        return None
+    return {"traffic": t.specs.index(t.fill.traffic) if t.fill.traffic else None,
+            "sparse": [t.specs.index(s) for s in t.fill.sparse]}
+
+
+def _target_from_json(t: dict[str, Any]) -> Target:
+    specs = tuple(MetricSpec(*map(str, s)) for s in t["specs"])
+    fill = t.get("fill")
+    return Target(
+        t["key"], t["name"], tuple((str(a), str(b)) for a, b in t["dimensions"]),
+        tuple(sorted((str(k), str(v)) for k, v in t["labels"].items())), specs,
+        FillPlan(specs[fill["traffic"]] if fill["traffic"] is not None else None,
+                 tuple(specs[i] for i in fill["sparse"])) if fill else None)
 
 
 class StateFile:
@@ -398,6 +458,7 @@ class Outcome:
     """call -> why its data could not be fetched (retry with --resume)."""
     gmd_calls: int = 0
     metrics_requested: int = 0
+    samples_zero_filled: int = 0
 
 
 Progress = Callable[[int, int, State], Any]
@@ -423,7 +484,9 @@ def run(plan: Plan, state: State, store: StateFile, cw: cloudwatch.CloudWatchCli
             log.warning("call %d/%d not written: %s; --resume retries it", i + 1, total,
                         out.failed[i])
             continue
-        sink.write(i, list(_series(fetched, by_key)), state, lambda: store.save(state))
+        series, filled = _series(fetched, by_key)
+        out.samples_zero_filled += filled
+        sink.write(i, series, state, lambda: store.save(state))
         state.done.add(i)
         state.partial = None
         store.save(state)
@@ -435,10 +498,22 @@ def run(plan: Plan, state: State, store: StateFile, cw: cloudwatch.CloudWatchCli
     return out
 
 
-def _series(fetched: cloudwatch.FetchResult, by_key: dict[str, Target]) -> Iterable[Series]:
-    for (key, spec), samples in sorted(fetched.samples.items(),
-                                       key=lambda kv: (kv[0][0], kv[0][1].prom_name)):
-        if samples:
-            labels = tuple(sorted((*by_key[key].labels, ("__name__", spec.prom_name))))
-            by_ts = {s.timestamp_ms: s for s in samples}
-            yield Series(labels, tuple(by_ts[t] for t in sorted(by_ts)))
+def _series(fetched: cloudwatch.FetchResult, by_key: dict[str, Target]
+            ) -> tuple[list[Series], int]:
+    """The call's series in a fixed order (a resumed call skips requests by position),
+    with each target's sparse counters zero-filled; and how many zeros that added."""
+    by_target: dict[str, dict[MetricSpec, list[Sample]]] = defaultdict(dict)
+    for (key, spec), samples in fetched.samples.items():
+        by_target[key][spec] = samples
+    out, filled = [], 0
+    for key in sorted(by_target):
+        data, fill = by_target[key], by_key[key].fill
+        if fill is not None:
+            data, n = zero_fill(data, fill)
+            filled += n
+        for spec in sorted(data, key=lambda s: s.prom_name):
+            if data[spec]:
+                labels = tuple(sorted((*by_key[key].labels, ("__name__", spec.prom_name))))
+                by_ts = {s.timestamp_ms: s for s in data[spec]}
+                out.append(Series(labels, tuple(by_ts[t] for t in sorted(by_ts))))
+    return out, filled

@@ -23,10 +23,19 @@ import botocore.config
 import click
 from botocore.exceptions import BotoCoreError
 
-from lbscrape import __version__, costing, discovery, logs, pipeline, remote_write, smoke
+from lbscrape import (
+    __version__,
+    costing,
+    discovery,
+    logs,
+    metrics_config,
+    pipeline,
+    remote_write,
+    smoke,
+)
 from lbscrape import backfill as backfill_mod
 from lbscrape.budget import Budget
-from lbscrape.catalog import KINDS, default_specs
+from lbscrape.catalog import DEFAULT, KINDS, KNOWN, Catalog
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
     CheckpointLocation,
@@ -79,7 +88,7 @@ class _Cli(click.Group):
 
 
 def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
-    name = decls[0].lstrip("-").replace("-", "_").upper()
+    name = decls[0].split("/")[0].lstrip("-").replace("-", "_").upper()
     kwargs.setdefault("show_default", True)
     return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
 
@@ -193,6 +202,12 @@ def cli() -> None:
 @_opt("--deadline", default="50s",
       help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
            "interval and the Job's activeDeadlineSeconds.")
+@_opt("--metrics-config", default=None, metavar="FILE",
+      help="YAML or JSON file that adds metrics, statistics and percentiles to the default "
+           "catalog or drops them (see 'lbscrape metrics').")
+@_opt("--zero-fill/--no-zero-fill", default=True,
+      help="Write 0 for a sparse counter (HTTPCode_*, errors) that has no datapoint in a "
+           "period in which the load balancer had traffic.")
 @_opt("--dry-run", is_flag=True, default=False,
       help="Discover, resolve and fetch, print the samples; write nothing, move no checkpoint.")
 @_opt("--kubeconfig", default=None, help="Kubeconfig file (default: in-cluster, else KUBECONFIG "
@@ -206,7 +221,8 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         checkpoint_configmap: str | None, checkpoint_file: str | None, settle_delay: str,
         period: str, initial_lookback: str,
         max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
-        rw_options: RemoteWriteOptions, deadline: str, dry_run: bool, kubeconfig: str | None,
+        rw_options: RemoteWriteOptions, deadline: str, metrics_config: str | None,
+        zero_fill: bool, dry_run: bool, kubeconfig: str | None,
         context: str | None, log_format: str | None, now: str | None) -> int:
     """Run one scrape cycle: discover, resolve, fetch the settled window, write, checkpoint.
 
@@ -234,6 +250,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             raise ConfigError("--deadline: must be positive (default 50s)")
         if not cluster.strip():
             raise ConfigError("--cluster: must not be empty")
+        catalog = _catalog(metrics_config)
         rw, credentials = None, None
         if remote_write_url:
             # Read the secret and certificate files now (also in a dry run), so a missing
@@ -252,6 +269,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             remote_write=rw, dry_run=dry_run, static_labels=static_labels,
             checkpoint_retention=retention_s, checkpoint_file=checkpoint_file,
             checkpoint=location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME),
+            catalog=catalog, zero_fill=zero_fill,
         )
     except ConfigError as e:
         click.echo(f"lbscrape: error: {e}", err=True)
@@ -421,12 +439,14 @@ def checkpoint_reset(checkpoint_configmap: str | None, checkpoint_file: str | No
 @_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
 @_opt("--period", default="60s", help="CloudWatch period; a multiple of 60s.")
 @_opt("--interval", default="1m", help="How often the CronJob runs (its schedule).")
+@_opt("--metrics-config", default=None, metavar="FILE",
+      help="The metrics config `run` uses (default: the default catalog).")
 @_opt("--kubeconfig", default=None, help="Kubeconfig file.")
 @_opt("--context", default=None, help="Kubeconfig context.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def estimate(region: str | None, period: str, interval: str, kubeconfig: str | None,
-             context: str | None, output: str) -> int:
+def estimate(region: str | None, period: str, interval: str, metrics_config: str | None,
+             kubeconfig: str | None, context: str | None, output: str) -> int:
     """What `lbscrape run` costs in GetMetricData for the load balancers it finds now.
 
     GetMetricData is billed per metric requested; each run requests every (load balancer,
@@ -443,13 +463,14 @@ def estimate(region: str | None, period: str, interval: str, kubeconfig: str | N
             raise ConfigError(f"--period: {period_s}s is not a positive multiple of 60s")
         if interval_s <= 0:
             raise ConfigError("--interval: must be positive")
+        catalog = _catalog(metrics_config)
         kube, _ = make_api_client(kubeconfig, context)
         session = _aws_session(region)
         lbs = costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG),
                                    session.client("elb", config=AWS_CONFIG))
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
-    est = costing.estimate(lbs, period_s, interval_s)
+    est = costing.estimate(lbs, period_s, interval_s, catalog)
     if output == "json":
         click.echo(json.dumps(est.as_dict(), indent=2))
     else:
@@ -622,6 +643,11 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
 @_opt("--output", default=None, metavar="FILE",
       help="Write OpenMetrics text for 'promtool tsdb create-blocks-from openmetrics' "
            "instead of remote writing.")
+@_opt("--metrics-config", default=None, metavar="FILE",
+      help="The metrics config `run` uses, so the same series are written. With --resume, "
+           "the metrics and zero-fill the backfill started with apply.")
+@_opt("--zero-fill/--no-zero-fill", default=True,
+      help="As for run: 0 for a sparse counter's missing datapoint in a period with traffic.")
 @_opt("--state-file", "--checkpoint-file", "state_file", default="lbscrape-backfill.json",
       metavar="PATH", help="Where progress is kept, for --resume.")
 @click.option("--resume", is_flag=True, help="Carry on an interrupted backfill from its "
@@ -636,7 +662,8 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
       "the clock.")
 def backfill(start: str, end: str, cluster: str, region: str | None, profile: str | None,
              labels: tuple[str, ...], names: tuple[str, ...], namespaces: tuple[str, ...],
-             period: str, settle_delay: str, output: str | None, state_file: str,
+             period: str, settle_delay: str, output: str | None, metrics_config: str | None,
+             zero_fill: bool, state_file: str,
              resume: bool, yes: bool, kubeconfig: str | None, context: str | None,
              log_format: str | None, now: str | None, remote_write_url: str | None,
              rw_options: RemoteWriteOptions) -> int:
@@ -666,6 +693,7 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
         # Only the period and settle rules apply: a backfill has no lookback or catch-up.
         validate_window(WindowSettings(settle_s, period_s, period_s, period_s))
         static = parse_labels(labels)
+        catalog = _catalog(metrics_config)
         rw, credentials = (rw_options.load(remote_write_url) if remote_write_url
                            else (None, None))
         if (rw is None) == (output is None):
@@ -694,8 +722,13 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                 backfill_mod.Target(lb.key, lb.name, ((KINDS[lb.type].dimension, lb.dimension),),
                                     tuple(sorted(lb_labels(lb, cluster.strip(),
                                                            session.region_name, static).items())),
-                                    default_specs(lb.type))
+                                    catalog.specs(lb.type),
+                                    catalog.fill_plan(lb.type) if zero_fill else None)
                 for lb in lbs), target)
+            if zero_fill:
+                for t in sorted({lb.type for lb in lbs}):
+                    if reason := catalog.no_fill_reason(t):
+                        log.warning("%s", reason)
         plan = backfill_mod.make_plan(state.window, state.targets)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
@@ -735,9 +768,10 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
         sink.close()
     done = len(state.done) == len(plan.calls)
     log.info("backfill %s: calls_written=%d/%d gmd_calls=%d metrics_requested=%d "
-             "samples_written=%d samples_rejected=%d", "finished" if done else "incomplete",
-             len(state.done), len(plan.calls), outcome.gmd_calls, outcome.metrics_requested,
-             state.samples_written, state.samples_rejected)
+             "samples_written=%d samples_rejected=%d samples_zero_filled=%d",
+             "finished" if done else "incomplete", len(state.done), len(plan.calls),
+             outcome.gmd_calls, outcome.metrics_requested, state.samples_written,
+             state.samples_rejected, outcome.samples_zero_filled)
     if not done:
         click.echo(f"lbscrape: {len(outcome.failed)} calls could not be fetched; run the same "
                    "command with --resume to retry them", err=True)
@@ -795,6 +829,78 @@ class _Progress:
         eta = f"{(total - done) / rate:.0f}s" if rate else "?"
         log.info("backfill: %d/%d calls written (%d%%), %d samples, eta %s", done, total,
                  100 * done // total, state.samples_written, eta)
+@cli.command()
+@_opt("--metrics-config", default=None, metavar="FILE",
+      help="Check this metrics config and show the catalog it gives.")
+@click.option("--known", is_flag=True, default=False,
+              help="List every metric lbscrape knows, fetched or not.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def metrics(metrics_config: str | None, known: bool, output: str) -> int:
+    """The metric catalog: what `run` fetches per load balancer type and how it is named.
+
+    Reads no cluster and no AWS account, so CI can check a --metrics-config file with it
+    (exit 2 when the file is wrong). ZERO-FILL says which series get 0 for a period in
+    which the type's traffic metric is > 0 and they have no datapoint (--zero-fill).
+
+    \b
+    A metrics config file (YAML or JSON):
+        application:
+          add:
+            - metric: TargetResponseTime
+              stats: [p99, p99.9]
+          drop:
+            - metric: ConsumedLCUs
+            - metric: ProcessedBytes
+              stats: [Sum]
+
+    \b
+    Example:
+        lbscrape metrics --metrics-config metrics.yaml
+    """
+    try:
+        catalog = _catalog(metrics_config)
+    except ConfigError as e:
+        return _fail(e)
+    rows = _catalog_rows(catalog, known)
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return ExitStatus.OK
+    head = ("TYPE", "PROMETHEUS NAME", "CLOUDWATCH METRIC", "STAT", "ZERO-FILL")
+    table = [head] + [(r["type"], r["name"] or "-", f"{r['namespace']} {r['metric']}",
+                       r["stat"] or "-", r["zero_fill"] or "") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"\nsource: {catalog.source or 'the default catalog'}")
+    for t in KINDS:
+        reason = catalog.no_fill_reason(t)
+        if reason:
+            click.echo(reason)
+    return ExitStatus.OK
+
+
+def _catalog(path: str | None) -> Catalog:
+    return metrics_config.load(path) if path else DEFAULT
+
+
+def _catalog_rows(catalog: Catalog, known: bool) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for t, kind in KINDS.items():
+        plan = catalog.fill_plan(t)
+        fetched = set()
+        for spec in catalog.specs(t):
+            fetched.add(spec.metric)
+            role = "traffic" if spec == plan.traffic else "yes" if spec in plan.sparse else None
+            rows.append({"type": t, "namespace": kind.namespace, "metric": spec.metric,
+                         "stat": spec.stat, "name": spec.prom_name,
+                         "dimensions": [kind.dimension], "zero_fill": role})
+        if known:
+            rows += [{"type": t, "namespace": kind.namespace, "metric": m.name, "stat": None,
+                      "name": None, "dimensions": list(m.dimensions),
+                      "zero_fill": "sparse" if m.sparse else None}
+                     for m in KNOWN[t].values() if m.name not in fetched]
+    return rows
 
 
 def _fail(e: Exception) -> int:
@@ -841,6 +947,9 @@ def _describe(cfg: RunConfig) -> str:
         f"settle_delay={w.settle_delay}s", f"period={w.period}s",
         f"initial_lookback={w.initial_lookback}s", f"max_catchup={w.max_catchup}s",
         "labels=" + ",".join(f"{k}={v}" for k, v in cfg.static_labels),
+        f"metrics_config={cfg.catalog.source or '-'}",
+        "metrics=" + ",".join(f"{k.prefix}:{len(cfg.catalog.specs(t))}" for t, k in KINDS.items()),
+        f"zero_fill={'on' if cfg.zero_fill else 'off'}",
     ]
     return " ".join(parts)
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from lbscrape.catalog import DEFAULT, Catalog
 from lbscrape.errors import ConfigError
 
 # Labels lbscrape sets itself; a static label may not replace them.
@@ -79,6 +80,10 @@ class RunConfig:
     """A local JSON file instead of the ConfigMap (laptops, CI)."""
     checkpoint_retention: int = 7 * 86400
     """Checkpoints of load balancers not seen for this long are dropped."""
+    catalog: Catalog = DEFAULT
+    """What is fetched per load balancer type (the defaults, or --metrics-config)."""
+    zero_fill: bool = True
+    """Write 0 for a sparse counter's missing datapoint in a period with traffic."""
 
 
 def parse_duration(text: str, option: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from lbscrape.catalog import KINDS, default_specs
+from lbscrape.catalog import DEFAULT, KINDS, Catalog
 from lbscrape.cloudwatch import FetchTarget, plan_calls
 from lbscrape.discovery import discover
 from lbscrape.model import LoadBalancer, Window
@@ -81,18 +81,19 @@ class Estimate:
         return out
 
 
-def estimate(lbs: tuple[LoadBalancer, ...], period: int, interval: int) -> Estimate:
+def estimate(lbs: tuple[LoadBalancer, ...], period: int, interval: int,
+             catalog: Catalog = DEFAULT) -> Estimate:
     """Steady state: each fetching run asks for the periods settled since the last one."""
     step = max(interval, period)
     span = -(-step // period) * period
     targets = [FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
-                           Window(0, span, period), default_specs(lb.type)) for lb in lbs]
+                           Window(0, span, period), catalog.specs(lb.type)) for lb in lbs]
     calls = plan_calls(targets)
     est = Estimate(period, interval, calls_per_run=len(calls),
                    metrics_per_run=sum(len(c.queries) for c in calls),
                    fetching_runs_per_month=MONTH // step)
     for lb in lbs:
         est.lbs[KINDS[lb.type].prefix] += 1
-        for spec in default_specs(lb.type):
+        for spec in catalog.specs(lb.type):
             est.by_metric[(KINDS[lb.type].prefix, spec.prom_name)] += 1
     return est

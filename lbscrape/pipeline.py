@@ -18,14 +18,14 @@ from kubernetes import client as k8s
 
 from lbscrape import cloudwatch, remote_write
 from lbscrape.budget import Budget
-from lbscrape.catalog import KINDS, default_specs
+from lbscrape.catalog import KINDS, Catalog
 from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
 from lbscrape.discovery import discover
 from lbscrape.errors import ExitStatus
-from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, Window, isotime
+from lbscrape.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
 from lbscrape.resolve import ElbClient, explain, find
-from lbscrape.series import build_series, exposition, lb_labels, selector
+from lbscrape.series import build_series, exposition, lb_labels, selector, zero_fill
 from lbscrape.window import WindowPlan, plan_window
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,11 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
         _warn_realigned(lb, plans[lb.key])
     _warn_gaps(lbs, plans, cfg)
 
+    if cfg.zero_fill:
+        _warn_no_traffic_metric(cfg.catalog, {lb.type for lb in lbs})
     targets = [
         cloudwatch.FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
-                               plans[lb.key].window, default_specs(lb.type))
+                               plans[lb.key].window, cfg.catalog.specs(lb.type))
         for lb in lbs
     ]
     fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(targets), budget)
@@ -113,6 +115,10 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
             result.failed[lb.name] = fetched.failed[lb.key]
             continue
         data = by_lb.get(lb.key, {})
+        if cfg.zero_fill:
+            # Only here, after the failed ones are skipped: a zero needs a complete fetch.
+            data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type))
+            c["samples_zero_filled"] += filled
         series = _drop_future(build_series(lb, data, lb_labels(lb, cfg.cluster, cfg.region,
                                                                 cfg.static_labels)), wall_now_ms)
         batches.append(remote_write.LbBatch(lb.key, tuple(series), plans[lb.key].window.end))
@@ -152,6 +158,14 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                      "--checkpoint-retention", len(expired))
 
 
+def _warn_no_traffic_metric(catalog: Catalog, types: set[LbType]) -> None:
+    """Once per type in this run: zero-fill needs the traffic metric, and never guesses."""
+    for t in sorted(types):
+        reason = catalog.no_fill_reason(t)
+        if reason:
+            log.warning("%s", reason)
+
+
 def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan],
                cfg: RunConfig) -> None:
     """One line per gap (from, to, which load balancers, the command that fills it),
@@ -176,6 +190,11 @@ def backfill_command(gap: Window, names: Sequence[str], cfg: RunConfig) -> str:
         args += ["--period", f"{gap.period}s"]
     for k, v in cfg.static_labels:
         args += ["--label", f"{k}={v}"]
+    # The same catalog and zero-fill, so the gap gets the series its neighbours have.
+    if cfg.catalog.source:
+        args += ["--metrics-config", cfg.catalog.source]
+    if not cfg.zero_fill:
+        args += ["--no-zero-fill"]
     if len(names) <= MAX_NAMES_IN_COMMAND:
         for name in names:
             args += ["--load-balancer", name]
@@ -223,7 +242,8 @@ def _summary(result: RunResult, started: float, *, dry_run: bool,
              error: BaseException | None = None) -> None:
     c = result.counters
     keys = ["owners", "lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
-            "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests"]
+            "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests",
+            "samples_zero_filled"]
     if dry_run:
         keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
                                               "remote_write_requests")] + ["samples_would_write"]

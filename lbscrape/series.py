@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
+from lbscrape.catalog import FillPlan
 from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series
 
 OWNER_LABEL = {"Ingress": "ingress", "Service": "service"}
@@ -52,6 +53,34 @@ def build_series(lb: LoadBalancer, data: Mapping[MetricSpec, Iterable[Sample]],
         labels = tuple(sorted({**base_labels, "__name__": spec.prom_name}.items()))
         out.append(Series(labels, tuple(by_ts[t] for t in sorted(by_ts))))
     return sorted(out, key=lambda s: s.labels)
+
+
+def zero_fill(data: Mapping[MetricSpec, Sequence[Sample]], plan: FillPlan
+              ) -> tuple[dict[MetricSpec, list[Sample]], int]:
+    """Add a 0 sample for each sparse counter of `plan` that was fetched (is a key of
+    `data`) but has no datapoint in a period in which the traffic metric has one > 0.
+
+    CloudWatch publishes HTTPCode_* and error counts only when non-zero, so without this
+    a quiet minute has no sample and `5xx / requests` is empty instead of 0. Nothing is
+    invented for a counter that was not fetched, for a period without traffic (no
+    traffic datapoint, or 0), or when the traffic metric was not fetched. Each period is
+    decided from that period's datapoints alone, so a repeated or split window gives the
+    same zeros. Returns the filled data (a new dict) and the number of zeros added.
+    """
+    out = {spec: list(samples) for spec, samples in data.items()}
+    if plan.traffic is None or plan.traffic not in data:
+        return out, 0
+    busy = sorted({s.timestamp_ms for s in data[plan.traffic] if s.value > 0})
+    added = 0
+    for spec in plan.sparse:
+        if spec not in out:
+            continue
+        have = {s.timestamp_ms for s in out[spec]}
+        zeros = [Sample(t, 0.0) for t in busy if t not in have]
+        if zeros:
+            out[spec] = sorted(out[spec] + zeros, key=lambda s: s.timestamp_ms)
+            added += len(zeros)
+    return out, added
 
 
 def selector(labels: tuple[tuple[str, str], ...]) -> str:

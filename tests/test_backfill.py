@@ -1,6 +1,7 @@
 """`lbscrape backfill` against the fake Kubernetes API, moto in server mode, a real
 Prometheus and Debian's promtool. Every assertion compares raw stored samples with what
-CloudWatch holds, value for value and timestamp for timestamp."""
+CloudWatch holds, value for value and timestamp for timestamp, plus the zeros zero-fill
+(on by default, as for run) writes for sparse counters in minutes with traffic."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import snappy
 from click.testing import CliRunner
 
 from lbscrape import backfill, remote_write
-from lbscrape.catalog import default_specs
+from lbscrape.catalog import DEFAULT, default_specs
 from lbscrape.cli import AWS_CONFIG, cli
 from lbscrape.config import RemoteWriteSettings
 from lbscrape.errors import ConfigError
@@ -60,14 +61,23 @@ class World:
     def expected(self, values):
         return [(ts, v) for ts, v in sorted(values.items()) if self.start <= ts < self.end]
 
-    def samples(self):
+    def series(self, zero_fill=True):
+        """{(metric, load balancer name): [(ts, value)]} the backfill must write."""
+        out = {("alb_request_count_sum", self.alb.name): self.requests,
+               ("alb_http_code_elb_5xx_count_sum", self.alb.name): self.errors,
+               ("nlb_new_flow_count_sum", self.nlb.name): self.flows}
+        if zero_fill:  # 0 in every minute with traffic > 0 (the NLB's first has 0 flows)
+            for lb, traffic in ((self.alb, self.requests), (self.nlb, self.flows)):
+                for spec in DEFAULT.fill_plan(lb.type).sparse:
+                    out[(spec.prom_name, lb.name)] = {
+                        ts: 0.0 for ts, v in traffic.items() if v > 0} | out.get(
+                        (spec.prom_name, lb.name), {})
+        return {k: self.expected(v) for k, v in out.items()}
+
+    def samples(self, zero_fill=True):
         """Every (metric, load balancer, ts) the backfill must write."""
-        return ({("alb_request_count_sum", self.alb.name, ts) for ts, _ in
-                 self.expected(self.requests)}
-                | {("alb_http_code_elb_5xx_count_sum", self.alb.name, ts) for ts, _ in
-                   self.expected(self.errors)}
-                | {("nlb_new_flow_count_sum", self.nlb.name, ts) for ts, _ in
-                   self.expected(self.flows)})
+        return {(metric, lb, ts) for (metric, lb), pts in self.series(zero_fill).items()
+                for ts, _ in pts}
 
     def backfill(self, *args, expect=0):
         result = CliRunner().invoke(cli, [
@@ -84,10 +94,12 @@ def stored(prom, metric):
             for k, pts in prom.raw(metric, lookback=f"{HOURS + 1}h").items()}
 
 
-def assert_exact(prom, w):
-    assert stored(prom, "alb_request_count_sum") == {w.alb.name: w.expected(w.requests)}
-    assert stored(prom, "alb_http_code_elb_5xx_count_sum") == {w.alb.name: w.expected(w.errors)}
-    assert stored(prom, "nlb_new_flow_count_sum") == {w.nlb.name: w.expected(w.flows)}
+def assert_exact(prom, w, zero_fill=True):
+    want = w.series(zero_fill)
+    for metric in sorted({m for m, _ in want} | {"alb_http_code_target_5xx_count_sum",
+                                                 "nlb_client_tls_negotiation_error_count_sum"}):
+        assert stored(prom, metric) == {lb: pts for (m, lb), pts in want.items()
+                                        if m == metric}, metric
 
 
 def write_live_sample(prom):
@@ -121,6 +133,10 @@ def test_multi_hour_backfill_into_prometheus_with_an_out_of_order_window(w, ooo_
     # The plan: every (load balancer, metric, statistic) requested once, in one call.
     assert "GetMetricData: 1 calls, 23 metrics requested" in result.output
     assert "estimated cost: $0.0002" in result.output
+    assert "zero-fill: sparse counters of 2 of 2 load balancers get 0 in periods with " \
+           "traffic" in result.output
+    zeros = len(w.samples()) - len(w.samples(zero_fill=False))
+    assert zeros > 13 * 200 and f"samples_zero_filled={zeros}" in result.stderr
     assert "backfill: 1/1 calls written (100%)" in result.stderr
     labels = dict(next(iter(ooo_prometheus.raw("alb_request_count_sum", lookback="5h"))))
     assert labels == {"__name__": "alb_request_count_sum", "cluster": CLUSTER,
@@ -194,7 +210,7 @@ def test_resume_after_the_endpoint_failed_sends_no_sample_twice(w, ooo_prometheu
     assert_exact(ooo_prometheus, w)
 
 
-def assert_promtool_loads_exactly(path, w):
+def assert_promtool_loads_exactly(path, w, zero_fill=True):
     """promtool turns the file into blocks; a real Prometheus on them serves exactly
     CloudWatch's data."""
     prom = world.Prometheus()
@@ -204,7 +220,7 @@ def assert_promtool_loads_exactly(path, w):
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         prom.start()
-        assert_exact(prom, w)
+        assert_exact(prom, w, zero_fill)
     finally:
         prom.cleanup()
 
@@ -262,8 +278,39 @@ def test_openmetrics_resume_retries_a_failed_call_and_drops_a_torn_write(w, moto
     text = Path(out).read_text()
     assert "torn" not in text and text.endswith("# EOF\n")
     lines = text.splitlines()[:-1]
-    assert len(lines) == len(set(lines)) == len(w.samples())
-    assert_promtool_loads_exactly(out, w)
+    assert len(lines) == len(set(lines)) == len(w.samples(zero_fill=False))
+    assert_promtool_loads_exactly(out, w, zero_fill=False)
+
+
+def test_no_zero_fill_writes_only_what_cloudwatch_holds(w, tmp_path):
+    out = tmp_path / "backfill.om"
+    result = w.backfill("--output", str(out), "--state-file", str(tmp_path / "s.json"),
+                        "--no-zero-fill")
+    assert "zero-fill: off" in result.output and "samples_zero_filled=0" in result.stderr
+    assert len(out.read_text().splitlines()) == len(w.samples(zero_fill=False)) + 1
+    assert_promtool_loads_exactly(out, w, zero_fill=False)
+
+
+def test_backfill_follows_the_metrics_config(w, ooo_prometheus, tmp_path):
+    config = tmp_path / "metrics.yaml"
+    config.write_text("application:\n  drop:\n    - metric: HTTPCode_Target_5XX_Count\n"
+                      "    - metric: RequestCount\n")
+    write_live_sample(ooo_prometheus)
+    result = w.backfill("--remote-write-url", ooo_prometheus.write_url, "--state-file",
+                        str(tmp_path / "s.json"), "--metrics-config", str(config))
+    assert "GetMetricData: 1 calls, 21 metrics requested" in result.output
+    # Without RequestCount there is nothing to key zeros off for the ALB: said once.
+    assert [json.loads(line)["msg"] for line in result.stderr.splitlines()
+            if '"warning"' in line] == [
+        "zero-fill: RequestCount Sum is not in the application catalog (dropped by "
+        "--metrics-config), so sparse counters of ALBs are not zero-filled; keep it to have "
+        "quiet periods written as 0"]
+    assert stored(ooo_prometheus, "alb_request_count_sum") == {}
+    assert stored(ooo_prometheus, "alb_http_code_elb_5xx_count_sum") == {
+        w.alb.name: w.expected(w.errors)}
+    assert stored(ooo_prometheus, "alb_http_code_target_4xx_count_sum") == {}
+    assert stored(ooo_prometheus, "nlb_client_tls_negotiation_error_count_sum") == {
+        w.nlb.name: w.series()[("nlb_client_tls_negotiation_error_count_sum", w.nlb.name)]}
 
 
 def test_load_balancer_filter_and_no_checkpoint(w, ooo_prometheus, tmp_path, kube):
@@ -368,6 +415,55 @@ def test_a_15_day_plan_requests_each_metric_once():
     assert all(c.datapoints <= 100_800 and len(c.queries) <= 500 for c in plan.calls)
     assert len(plan.calls) == -(-700 // (100_800 // window.periods))
     assert abs(plan.dollars - 0.007) < 1e-9
+
+
+def filled_targets(n):
+    out = []
+    for i in range(n):
+        lb_type = "application" if i % 2 == 0 else "network"
+        dim = f"app/lb{i}/x"
+        out.append(backfill.Target(dim, f"lb{i}", (("LoadBalancer", dim),), (),
+                                   DEFAULT.specs(lb_type), DEFAULT.fill_plan(lb_type)))
+    return out
+
+
+@pytest.mark.parametrize("days, max_queries", [(0.1, 500), (0.1, 30), (3, 500), (15, 500)])
+def test_with_zero_fill_each_call_carries_whole_load_balancers(days, max_queries):
+    # Zero-fill needs the traffic metric in the same call as the sparse counters.
+    targets = filled_targets(51)
+    end = NOW // 60 * 60 - 120
+    window = Window(end - int(days * 86400) // 60 * 60, end, 60)
+    plan = backfill.make_plan(window, targets, max_queries)
+    pieces = -(-window.periods // (100_800 // 14))
+    assert plan.metrics_requested == (26 * 14 + 25 * 9) * pieces
+    for c in plan.calls:
+        assert c.datapoints <= 100_800 and len(c.queries) <= max_queries
+        assert len({q.id for q in c.queries}) == len(c.queries)
+        for t in targets:
+            assert {q.spec for q in c.queries if q.lb_key == t.key} in (set(), set(t.specs))
+    # Every (target, metric) covers the window exactly once.
+    for t in targets:
+        for spec in t.specs:
+            covered = sorted((c.window.start, c.window.end) for c in plan.calls
+                             for q in c.queries if q.lb_key == t.key and q.spec == spec)
+            assert covered[0][0] == window.start and covered[-1][1] == window.end
+            assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
+    # Without zero-fill, 15 days are still one request of each metric.
+    plain = backfill.make_plan(window, [backfill.Target(t.key, t.name, t.dimensions, t.labels,
+                                                        t.specs) for t in targets], max_queries)
+    assert plain.metrics_requested == 26 * 14 + 25 * 9
+
+
+def test_state_keeps_the_fill_plan_for_resume(tmp_path):
+    targets = tuple(filled_targets(2)) + (backfill.Target(
+        "app/off/x", "off", (("LoadBalancer", "app/off/x"),), (("cluster", "c"),),
+        default_specs("application")),)
+    state = backfill.State(Window(0, 600, 60), targets, "file x.om", {1}, (2, 3))
+    back = backfill.State.from_json(state.to_json(), "s.json")
+    assert back.targets == targets and back.done == {1} and back.partial == (2, 3)
+    assert back.targets[0].fill.traffic.metric == "RequestCount"
+    assert back.targets[1].fill.traffic.metric == "NewFlowCount"
+    assert back.targets[2].fill is None
 
 
 def test_requests_pack_and_cut_series_deterministically():

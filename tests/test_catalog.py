@@ -7,12 +7,17 @@ import re
 import pytest
 
 from lbscrape.catalog import (
-    DEFAULT_METRICS,
+    DEFAULT,
+    DEFAULT_CATALOG,
     KINDS,
-    STAT_SUFFIX,
+    KNOWN,
+    Catalog,
+    Entry,
     default_specs,
+    parse_stat,
     prom_name,
     snake_case,
+    stat_suffix,
 )
 
 
@@ -50,6 +55,14 @@ def test_snake_case(metric, expected):
     ("network", "ProcessedBytes", "Sum", "nlb_processed_bytes_sum"),
     ("network", "ActiveFlowCount", "Maximum", "nlb_active_flow_count_maximum"),
     ("network", "UnHealthyHostCount", "SampleCount", "nlb_un_healthy_host_count_sample_count"),
+    ("application", "TargetResponseTime", "p99", "alb_target_response_time_p99"),
+    ("application", "TargetResponseTime", "p99.9", "alb_target_response_time_p99_9"),
+    ("application", "TargetResponseTime", "p50", "alb_target_response_time_p50"),
+    ("classic", "Latency", "p99.99", "elb_latency_p99_99"),
+    ("classic", "RequestCount", "Sum", "elb_request_count_sum"),
+    ("classic", "Latency", "Average", "elb_latency_average"),
+    ("classic", "HTTPCode_Backend_5XX", "Sum", "elb_http_code_backend_5xx_sum"),
+    ("classic", "UnHealthyHostCount", "Average", "elb_un_healthy_host_count_average"),
 ])
 def test_prom_name(lb_type, metric, stat, expected):
     assert prom_name(lb_type, metric, stat) == expected
@@ -58,12 +71,13 @@ def test_prom_name(lb_type, metric, stat, expected):
 PROM_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-@pytest.mark.parametrize("lb_type", ["application", "network"])
+@pytest.mark.parametrize("lb_type", ["application", "network", "classic"])
 def test_default_specs_names_and_namespaces(lb_type):
     specs = default_specs(lb_type)
     assert specs, "no default metrics"
-    namespace = {"application": "AWS/ApplicationELB", "network": "AWS/NetworkELB"}[lb_type]
-    prefix = {"application": "alb_", "network": "nlb_"}[lb_type]
+    namespace = {"application": "AWS/ApplicationELB", "network": "AWS/NetworkELB",
+                 "classic": "AWS/ELB"}[lb_type]
+    prefix = {"application": "alb_", "network": "nlb_", "classic": "elb_"}[lb_type]
     assert {s.namespace for s in specs} == {namespace}
     names = [s.prom_name for s in specs]
     assert len(names) == len(set(names)), "duplicate Prometheus names"
@@ -71,18 +85,19 @@ def test_default_specs_names_and_namespaces(lb_type):
         assert PROM_NAME_RE.match(s.prom_name), s.prom_name
         assert "__" not in s.prom_name
         assert s.prom_name.startswith(prefix)
-        assert s.prom_name.endswith("_" + STAT_SUFFIX[s.stat])
+        assert s.prom_name.endswith("_" + stat_suffix(s.stat))
         assert s.prom_name == prom_name(lb_type, s.metric, s.stat)
+        # Every default is a known metric, published per load balancer.
+        assert "load_balancer" in KNOWN[lb_type][s.metric].dimensions
     # Every catalog entry and statistic appears once.
-    expected = [(m, st) for m, stats in DEFAULT_METRICS[lb_type] for st in stats]
+    expected = [(e.metric, st) for e in DEFAULT_CATALOG[lb_type] for st in e.stats]
     assert [(s.metric, s.stat) for s in specs] == expected
     assert len(set(expected)) == len(expected)
 
 
 def test_default_specs_do_not_collide_across_types():
-    alb = {s.prom_name for s in default_specs("application")}
-    nlb = {s.prom_name for s in default_specs("network")}
-    assert not alb & nlb
+    names = [{s.prom_name for s in default_specs(t)} for t in KINDS]
+    assert sum(len(n) for n in names) == len(set().union(*names))
 
 
 def test_default_specs_contain_the_contract_metrics():
@@ -95,11 +110,98 @@ def test_default_specs_contain_the_contract_metrics():
 
 def test_snake_case_keeps_every_character_of_the_default_metrics():
     # No letter or digit is lost: joining the words back gives the original (minus '_').
-    for specs in DEFAULT_METRICS.values():
-        for metric, _ in specs:
+    for known in KNOWN.values():
+        for metric in known:
             assert snake_case(metric).replace("_", "") == metric.replace("_", "").lower()
 
 
-def test_kinds_cover_both_types():
-    assert KINDS["application"].namespace == "AWS/ApplicationELB"
-    assert KINDS["network"].namespace == "AWS/NetworkELB"
+@pytest.mark.parametrize("lb_type", ["application", "network", "classic"])
+def test_no_two_known_metrics_share_a_prometheus_name(lb_type):
+    names = [snake_case(m) for m in KNOWN[lb_type]]
+    assert len(names) == len(set(names))
+
+
+def test_kinds_cover_three_types_with_their_dimension_and_traffic_metric():
+    assert (KINDS["application"].namespace, KINDS["application"].dimension,
+            KINDS["application"].traffic) == ("AWS/ApplicationELB", "LoadBalancer", "RequestCount")
+    assert (KINDS["network"].namespace, KINDS["network"].dimension,
+            KINDS["network"].traffic) == ("AWS/NetworkELB", "LoadBalancer", "NewFlowCount")
+    assert (KINDS["classic"].namespace, KINDS["classic"].dimension,
+            KINDS["classic"].traffic) == ("AWS/ELB", "LoadBalancerName", "RequestCount")
+    for t, kind in KINDS.items():
+        assert not KNOWN[t][kind.traffic].sparse  # never zero-filled itself
+
+
+def test_classic_defaults_are_the_lean_set():
+    assert [(s.metric, s.stat) for s in default_specs("classic")] == [
+        ("RequestCount", "Sum"), ("Latency", "Average"), ("HTTPCode_ELB_4XX", "Sum"),
+        ("HTTPCode_ELB_5XX", "Sum"), ("HTTPCode_Backend_2XX", "Sum"),
+        ("HTTPCode_Backend_3XX", "Sum"), ("HTTPCode_Backend_4XX", "Sum"),
+        ("HTTPCode_Backend_5XX", "Sum"), ("BackendConnectionErrors", "Sum"),
+        ("SurgeQueueLength", "Maximum"), ("SpilloverCount", "Sum"),
+        ("HealthyHostCount", "Average"), ("UnHealthyHostCount", "Average")]
+
+
+@pytest.mark.parametrize(("text", "canonical"), [
+    ("Sum", "Sum"), ("Average", "Average"), ("Minimum", "Minimum"), ("Maximum", "Maximum"),
+    ("SampleCount", "SampleCount"), ("p99", "p99"), ("p99.9", "p99.9"), ("p99.99", "p99.99"),
+    ("p99.90", "p99.9"), ("p50.0", "p50"), ("p050", "p50"), ("p0", "p0"), ("p0.5", "p0.5"),
+    ("p100", "p100"), ("p100.00", "p100"),
+    ("sum", None), ("SUM", None), ("P99", None), ("p", None), ("p100.01", None), ("p101", None),
+    ("p99.999", None), ("p99.", None), ("p-1", None), ("p 99", None), ("tm99", None),
+    ("IQM", None), ("", None), ("p99\n", None),
+])
+def test_parse_stat(text, canonical):
+    assert parse_stat(text) == canonical
+
+
+def test_percentile_names_follow_the_canonical_statistic():
+    # Two spellings of one percentile are one statistic and one name, never two series.
+    assert prom_name("application", "TargetResponseTime", parse_stat("p99.90")) == \
+        prom_name("application", "TargetResponseTime", parse_stat("p99.9")) == \
+        "alb_target_response_time_p99_9"
+
+
+def test_fill_plan_of_the_defaults():
+    alb = DEFAULT.fill_plan("application")
+    assert (alb.traffic.metric, alb.traffic.stat) == ("RequestCount", "Sum")
+    assert {s.metric for s in alb.sparse} == {
+        "HTTPCode_ELB_4XX_Count", "HTTPCode_ELB_5XX_Count", "HTTPCode_Target_2XX_Count",
+        "HTTPCode_Target_3XX_Count", "HTTPCode_Target_4XX_Count", "HTTPCode_Target_5XX_Count",
+        "TargetConnectionErrorCount", "ClientTLSNegotiationErrorCount",
+        "TargetTLSNegotiationErrorCount", "RejectedConnectionCount", "ProcessedBytes"}
+    nlb = DEFAULT.fill_plan("network")
+    assert (nlb.traffic.metric, nlb.traffic.stat) == ("NewFlowCount", "Sum")
+    assert {s.metric for s in nlb.sparse} == {"ClientTLSNegotiationErrorCount",
+                                               "TargetTLSNegotiationErrorCount"}
+    elb = DEFAULT.fill_plan("classic")
+    assert {s.metric for s in elb.sparse} == {
+        "HTTPCode_ELB_4XX", "HTTPCode_ELB_5XX", "HTTPCode_Backend_2XX", "HTTPCode_Backend_3XX",
+        "HTTPCode_Backend_4XX", "HTTPCode_Backend_5XX", "BackendConnectionErrors",
+        "SpilloverCount"}
+
+
+def test_fill_plan_only_zero_fills_statistics_that_are_zero_over_no_data():
+    catalog = Catalog({"application": (
+        Entry("RequestCount", ("Sum", "Average")),
+        Entry("HTTPCode_ELB_5XX_Count", ("Sum", "SampleCount", "Average", "Maximum", "p99")),
+        Entry("TargetResponseTime", ("Average", "Sum")),  # not a counter: never filled
+    )})
+    plan = catalog.fill_plan("application")
+    assert plan.traffic.stat == "Sum"
+    assert [(s.metric, s.stat) for s in plan.sparse] == [
+        ("HTTPCode_ELB_5XX_Count", "Sum"), ("HTTPCode_ELB_5XX_Count", "SampleCount")]
+    # Without RequestCount Sum there is no traffic to key off: no plan to fill.
+    no_traffic = Catalog({"application": (Entry("RequestCount", ("Average",)),
+                                           Entry("HTTPCode_ELB_5XX_Count", ("Sum",)))})
+    assert no_traffic.fill_plan("application").traffic is None
+
+
+def test_target_group_entries_are_not_fetched_per_load_balancer():
+    catalog = Catalog({"application": (
+        Entry("RequestCount", ("Sum",)),
+        Entry("HealthyHostCount", ("Minimum",), dimensions="target_group"),
+    )})
+    assert [s.metric for s in catalog.specs("application")] == ["RequestCount"]
+    assert [s.metric for s in catalog.specs("application", "target_group")] == [
+        "HealthyHostCount"]

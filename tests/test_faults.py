@@ -1,8 +1,9 @@
 """Fault injection: many consecutive runs of the real lbscrape process against moto, the
 fake Kubernetes API and a real Prometheus, with faults injected at random between and
 inside them, while CloudWatch data keeps arriving and unsettled minutes keep changing.
-At the end Prometheus must hold exactly CloudWatch's settled datapoints: none missing,
-none extra, none changed.
+At the end Prometheus must hold exactly CloudWatch's settled datapoints, plus a 0 for each
+minute in which the sparse 5xx counter had no datapoint but RequestCount did (zero-fill,
+on by default): none missing, none extra, none changed.
 
     scripts/test tests/test_faults.py -s --fault-runs 200 --fault-seed 0
 """
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 
 import boto3
 
-from lbscrape.catalog import prom_name
+from lbscrape.catalog import KINDS, KNOWN, prom_name
 from tests import world
 from tests.faultproxy import FaultProxy, Rule
 
@@ -143,7 +144,8 @@ def _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server
     missing = extra = changed = verified = 0
     for lb in lbs:
         ns = "AWS/ApplicationELB" if lb.type == "application" else "AWS/NetworkELB"
-        for metric in metrics[lb.type]:
+        traffic: dict[int, float] = {}
+        for metric in metrics[lb.type]:  # the traffic metric first
             resp = cw.get_metric_data(
                 MetricDataQueries=[{"Id": "q", "MetricStat": {"Metric": {
                     "Namespace": ns, "MetricName": metric,
@@ -153,6 +155,10 @@ def _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server
                 EndTime=datetime.fromtimestamp(end, UTC), ScanBy="TimestampAscending")
             r = resp["MetricDataResults"][0]
             truth = {int(t.timestamp()) * 1000: v for t, v in zip(r["Timestamps"], r["Values"], strict=True)}
+            if metric == KINDS[lb.type].traffic:
+                traffic = truth
+            elif KNOWN[lb.type][metric].sparse:
+                truth = {t: 0.0 for t, v in traffic.items() if v > 0} | truth
             name = prom_name(lb.type, metric, "Sum")
             got = prom.raw(f'{name}{{load_balancer_name="{lb.name}"}}', lookback="3h")
             stored = dict(next(iter(got.values()))) if got else {}

@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
+from lbscrape import pipeline
+from lbscrape.catalog import DEFAULT, Catalog
 from lbscrape.cli import cli
+from lbscrape.config import CheckpointLocation, RunConfig, WindowSettings
+from lbscrape.model import Window
 from tests import world
 
 CLUSTER = "test-cluster"
@@ -98,8 +103,9 @@ def test_exact_settled_samples_names_and_labels(scene):
         scene.alb.name])
     rt = scene.stored("alb_target_response_time_average")[scene.alb.name]
     assert [v for _, v in rt] == [0.25 + scene.minutes.index(ts) / 100 for ts, _ in rt]
-    fivexx = scene.stored("alb_http_code_elb_5xx_count_sum")[scene.alb.name]
-    assert fivexx and all(v in (1.0, 2.0) for _, v in fivexx)  # sparse: only non-zero minutes
+    # Sparse in CloudWatch (only non-zero minutes); zero-filled, as every minute had requests.
+    assert scene.stored("alb_http_code_elb_5xx_count_sum")[scene.alb.name] == [
+        (ts, float(scene.minutes.index(ts) % 3)) for ts in range(end - 600, end, 60)]
     flows = scene.prom.raw("nlb_new_flow_count_sum")
     labels = dict(next(iter(flows)))
     assert labels["service"] == "db" and "ingress" not in labels and labels["namespace"] == "shop"
@@ -214,6 +220,24 @@ def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene, tmp_
     assert filled.exit_code == 0, filled.output + filled.stderr
     got = scene.stored("alb_request_count_sum")[scene.alb.name]
     assert got == scene.expected(scene.requests, end_for(old) - 60, end)
+    # The gap got the same zero-filled sparse series as the runs wrote around it.
+    assert scene.stored("alb_http_code_elb_5xx_count_sum")[scene.alb.name] == [
+        (ts, float(scene.minutes.index(ts) % 3))
+        for ts, _ in scene.expected(scene.requests, end_for(old) - 60, end)]
+
+
+def test_the_suggested_backfill_uses_the_same_metrics_config_and_zero_fill():
+    cfg = RunConfig(
+        cluster="c", region="us-east-1", window=WindowSettings(120, 60, 600, 3000),
+        remote_write=None, checkpoint=CheckpointLocation("monitoring", "cp"),
+        catalog=Catalog(DEFAULT.entries, source="/etc/lbscrape/metrics.yaml"), zero_fill=False)
+    args = shlex.split(pipeline.backfill_command(Window(0, 3600, 60), ["lb"], cfg)
+                       .split(" --remote-write-url")[0])
+    assert args[args.index("--metrics-config") + 1] == "/etc/lbscrape/metrics.yaml"
+    assert "--no-zero-fill" in args
+    plain = pipeline.backfill_command(Window(0, 3600, 60), ["lb"], replace(
+        cfg, catalog=DEFAULT, zero_fill=True))
+    assert "--metrics-config" not in plain and "zero-fill" not in plain
 
 
 def test_unresolvable_owner_is_a_warning_and_the_others_are_written(scene):

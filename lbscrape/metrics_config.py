@@ -1,0 +1,269 @@
+"""--metrics-config: tailor the metric catalog with a YAML or JSON file.
+
+Per load balancer type, `drop` removes metrics (or some of their statistics) from the
+default catalog and `add` appends metrics and statistics, percentiles included:
+
+    application:
+      add:
+        - metric: TargetResponseTime
+          stats: [p99, p99.9]
+      drop:
+        - metric: ConsumedLCUs
+
+The whole file is checked before anything is fetched. An error is one ConfigError line
+naming the file, the entry (`application.add[1].stats[0]`) and what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, NoReturn
+
+import yaml
+
+from lbscrape.catalog import (
+    DEFAULT,
+    KINDS,
+    KNOWN,
+    STAT_SUFFIX,
+    Catalog,
+    Entry,
+    parse_stat,
+    prom_name,
+)
+from lbscrape.errors import ConfigError
+from lbscrape.model import LbType
+
+OPTION = "--metrics-config"
+STATS_HELP = ("use Sum, Average, Minimum, Maximum, SampleCount or a percentile p0..p100 with "
+              "up to two decimals (p99, p99.9)")
+_ALIASES = {"alb": "application", "nlb": "network", "elb": "classic", "clb": "classic"}
+
+
+class _Where:
+    """Raises errors that name the file and the entry."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> NoReturn:
+        at = f"{where}: " if where else ""
+        raise ConfigError(f"{OPTION}: {self.source}: {at}{message}")
+
+
+def load(path: str, base: Catalog = DEFAULT) -> Catalog:
+    """Read, parse and apply a metrics config file. Raises ConfigError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{OPTION}: {path!r} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{OPTION}: cannot read {path!r}: {e.strerror or e}") from None
+    return tailor(parse(text, path), path, base)
+
+
+def parse(text: str, source: str) -> Any:
+    """JSON for a .json file, YAML otherwise; a key given twice is an error in both, since
+    the parsers would otherwise keep the last one silently."""
+    err = _Where(source)
+    if source.endswith(".json"):
+        try:
+            return json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, err))
+        except json.JSONDecodeError as e:
+            err.fail(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_duplicate_keys(node, err)
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        err.fail(where, f"not valid YAML: {e.problem or e.context}")
+    except yaml.YAMLError as e:
+        err.fail("", f"not valid YAML: {e}")
+
+
+def _unique(pairs: list[tuple[str, Any]], err: _Where) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            err.fail("", f"key {k!r} appears twice in one object; merge the two")
+        out[k] = v
+    return out
+
+
+def _check_duplicate_keys(node: Any, err: _Where) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    err.fail(f"line {key.start_mark.line + 1}",
+                             f"key {key.value!r} appears twice in one mapping; merge the two")
+                seen.add(key.value)
+            _check_duplicate_keys(value, err)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(item, err)
+
+
+def tailor(doc: Any, source: str, base: Catalog = DEFAULT) -> Catalog:
+    """Apply a parsed metrics config to `base`: per type, drops first, then adds."""
+    err = _Where(source)
+    if doc is None:
+        err.fail("", "is empty; give application, network or classic with add or drop, "
+                     "or leave --metrics-config unset for the default catalog")
+    if not isinstance(doc, dict):
+        err.fail("", "must be a mapping with keys application, network or classic")
+    entries = dict(base.entries)
+    for key, section in doc.items():
+        if key not in KINDS:
+            err.fail(str(key), _unknown_kind(key))
+        kind: LbType = key
+        entries[kind] = _tailor_kind(kind, section, entries.get(kind, ()), err)
+    return Catalog(entries, source=source)
+
+
+def _unknown_kind(key: Any) -> str:
+    if key == "zero_fill":
+        return "zero-filling is switched with --zero-fill/--no-zero-fill (LBSCRAPE_ZERO_FILL), " \
+               "not in this file; remove the key"
+    hint = _ALIASES.get(str(key).lower()) or _close(str(key), KINDS)
+    return (f"unknown load balancer type {key!r}: use application, network or classic"
+            + (f" (did you mean {hint}?)" if hint else ""))
+
+
+def _tailor_kind(kind: LbType, section: Any, base: tuple[Entry, ...], err: _Where
+                 ) -> tuple[Entry, ...]:
+    if section is None:
+        return base
+    section = _mapping(section, kind, (), ("add", "drop"), err)
+    entries = list(base)
+    dropped: dict[tuple[str, str], str] = {}
+    for i, item in enumerate(_list(section.get("drop"), f"{kind}.drop", err)):
+        where = f"{kind}.drop[{i}]"
+        d = _mapping(item, where, ("metric",), ("stats",), err)
+        metric = _metric(d["metric"], kind, f"{where}.metric", err)
+        has = [s for e in entries if e.metric == metric for s in e.stats]
+        if "stats" in d:
+            stats = _stats(d["stats"], f"{where}.stats", err)
+        else:
+            stats = [(f"{where}.metric", s) for s in has]
+        if not has and "stats" not in d:
+            gone = [w for (m, _), w in dropped.items() if m == metric]
+            err.fail(f"{where}.metric", f"{metric} is not in the {kind} catalog"
+                     + (f" (already dropped by {gone[0]})" if gone else "")
+                     + "; nothing to drop (see `lbscrape metrics`)")
+        for w, stat in stats:
+            if stat not in has:
+                before = dropped.get((metric, stat))
+                err.fail(w, f"{metric} {stat} is not in the {kind} catalog"
+                         + (f" (already dropped by {before})" if before else
+                            f" ({metric} has: {', '.join(has)})" if has else "")
+                         + "; nothing to drop")
+            dropped[(metric, stat)] = where
+            has.remove(stat)
+        gone_stats = {stat for _, stat in stats}
+        entries = [replace(e, stats=tuple(s for s in e.stats if s not in gone_stats))
+                   if e.metric == metric else e for e in entries]
+        entries = [e for e in entries if e.stats]
+
+    names: dict[str, str | None] = {prom_name(kind, e.metric, s): None
+                                    for e in entries for s in e.stats}
+    for i, item in enumerate(_list(section.get("add"), f"{kind}.add", err)):
+        where = f"{kind}.add[{i}]"
+        d = _mapping(item, where, ("metric", "stats"), (), err)
+        metric = _metric(d["metric"], kind, f"{where}.metric", err)
+        if "load_balancer" not in KNOWN[kind][metric].dimensions:
+            err.fail(f"{where}.metric", f"{metric} is published only per target group, and "
+                     "lbscrape fetches per load balancer; remove it")
+        stats = _stats(d["stats"], f"{where}.stats", err)
+        if not stats:
+            err.fail(f"{where}.stats", "is empty; list at least one statistic, e.g. [Sum]")
+        for w, stat in stats:
+            name = prom_name(kind, metric, stat)
+            if name in names:
+                other = names[name]
+                err.fail(w, f"{metric} {stat} is already in the {kind} catalog (as {name}); "
+                         "remove it here" if other is None else
+                         f"{metric} {stat} would be written as {name}, as {other} already "
+                         "is; remove one of them")
+            names[name] = w
+        entries.append(Entry(metric, tuple(stat for _, stat in stats)))
+    return tuple(entries)
+
+
+def _mapping(value: Any, where: str, required: Iterable[str], optional: Iterable[str],
+             err: _Where) -> dict[str, Any]:
+    allowed = [*required, *optional]
+    if not isinstance(value, dict):
+        err.fail(where, f"must be a mapping with {' and '.join(allowed)}")
+    for key in value:
+        if key not in allowed:
+            hint = _close(str(key), allowed)
+            err.fail(f"{where}.{key}", f"unknown key {key!r}: allowed here are "
+                     f"{', '.join(allowed)}" + (f" (did you mean {hint}?)" if hint else ""))
+    for key in required:
+        if key not in value:
+            err.fail(where, f"missing {key!r}")
+    return value
+
+
+def _list(value: Any, where: str, err: _Where) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        err.fail(where, "must be a list of entries (`- metric: ...`)")
+    return value
+
+
+def _metric(value: Any, kind: LbType, where: str, err: _Where) -> str:
+    known = KNOWN[kind]
+    if isinstance(value, str) and value in known:
+        return value
+    ns = f"{KINDS[kind].namespace} ({KINDS[kind].title})"
+    if not isinstance(value, str):
+        err.fail(where, f"must be the name of a CloudWatch metric in {ns}, e.g. RequestCount")
+    elsewhere = [k for k, metrics in KNOWN.items() if value in metrics]
+    if elsewhere:
+        err.fail(where, f"{value} is not in {ns} but in "
+                 f"{' and '.join(KINDS[k].namespace for k in elsewhere)}: put it under "
+                 f"{' or '.join(elsewhere)}")
+    hint = _close(value, known)
+    err.fail(where, f"{value!r} is not a metric lbscrape knows in {ns}; "
+             + (f"did you mean {hint}?" if hint else f"known: {', '.join(sorted(known))}"))
+
+
+def _stats(value: Any, where: str, err: _Where) -> list[tuple[str, str]]:
+    """[(where, canonical statistic)] of a stats list."""
+    if not isinstance(value, list):
+        err.fail(where, f"must be a list, e.g. [{value}]" if isinstance(value, str)
+                 else "must be a list of statistics, e.g. [Sum]")
+    out = []
+    for j, text in enumerate(value):
+        w = f"{where}[{j}]"
+        stat = parse_stat(text) if isinstance(text, str) else None
+        if stat is None:
+            hint = _case_hint(text)
+            err.fail(w, f"{text!r} is not a statistic lbscrape supports: {STATS_HELP}"
+                     + (f" (statistics are case-sensitive: {hint})" if hint else ""))
+        out.append((w, stat))
+    return out
+
+
+def _case_hint(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    for stat in STAT_SUFFIX:
+        if stat.lower() == text.lower():
+            return stat
+    return parse_stat(text.lower()) if text[:1] == "P" else None
+
+
+def _close(word: str, choices: Iterable[str] | Mapping[str, Any]) -> str | None:
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return found[0] if found else None
