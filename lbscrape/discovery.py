@@ -79,7 +79,9 @@ def is_nlb_service(lb_class: str | None, annotations: Mapping[str, str]) -> bool
 def _owner(kind: Any, obj: Any) -> Owner:
     ingress = (obj.status and obj.status.load_balancer and obj.status.load_balancer.ingress) or []
     hostnames = tuple(dict.fromkeys(i.hostname for i in ingress if i.hostname))
-    return Owner(kind, obj.metadata.namespace, obj.metadata.name, hostnames)
+    md = obj.metadata
+    return Owner(kind, md.namespace, md.name, hostnames, uid=md.uid or "",
+                 labels=dict(md.labels or {}), annotations=dict(md.annotations or {}))
 
 
 def _paged(list_fn: Callable[..., Any], what: str) -> Iterator[Any]:

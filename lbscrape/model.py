@@ -6,7 +6,8 @@ datetimes and milliseconds happens at the edges that need them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -22,6 +23,11 @@ class Owner:
     namespace: str
     name: str
     hostnames: tuple[str, ...]
+    # The object's own metadata, for --label-from, lbscrape.io/* annotations and Events.
+    # Not part of its identity (equality, hashing).
+    uid: str = field(default="", compare=False)
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
