@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from lbscrape.cli import cli
+from tests import world
 from tests.faultproxy import FaultProxy
 from tests.test_manifests import _grants, _one
 from tests.test_run import Scene
@@ -54,6 +55,12 @@ def aws_action(req):
 
 def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, monkeypatch):
     scene = Scene(aws, kube, prometheus)  # seeded through moto directly, not the proxy
+    # An owner whose load balancer is gone and one with an invalid annotation: Events.
+    kube.put("networking.k8s.io/v1", "ingresses",
+             world.ingress("blog", "gone", "k8s-blog-gone-1.us-east-1.elb.amazonaws.com"))
+    svc = kube.get("v1", "services", "shop", "db")
+    svc["metadata"]["annotations"]["lbscrape.io/labels"] = "namespace=evil"
+    kube.put("v1", "services", svc)
     proxy = FaultProxy(moto_server)
     proxy.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
@@ -65,8 +72,10 @@ def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, 
     finally:
         proxy.stop()
     assert used_rbac(kube.seen) == granted_rbac()
-    # Namespaced access stays in lbscrape's own namespace; cluster-wide access is lists.
+    # Namespaced access stays in lbscrape's own namespace, but for Events on the owners;
+    # cluster-wide access is lists.
     assert {s.namespace for s in kube.seen if s.resource == "configmaps"} == {"monitoring"}
+    assert {s.namespace for s in kube.seen if s.resource == "events"} == {"blog", "shop"}
     assert {s.verb for s in kube.seen if s.namespace is None} == {"list"}
     assert {aws_action(r) for r in proxy.seen} == granted_iam()
 
