@@ -285,13 +285,19 @@ def test_events_that_cannot_be_recorded_never_fail_the_run(scene):
     assert not stored_events(scene.kube)
 
 
-def test_no_events_and_dry_run_record_none(scene):
+def test_no_events_and_dry_run_record_none(scene, monkeypatch):
     scene.kube.put(NET, "ingresses", world.ingress("blog", "gone", GONE))
     scene.run(scene.clock, "--no-events")
     assert not event_posts(scene.kube)
+    monkeypatch.setenv("LBSCRAPE_EVENTS", "false")
+    scene.run(scene.clock)
+    assert not event_posts(scene.kube)
+    monkeypatch.delenv("LBSCRAPE_EVENTS")
     scene.run(scene.clock, "--dry-run")
     assert not event_posts(scene.kube)
     assert "events=off" in scene.run(scene.clock, "--no-events").stderr
+    scene.run(scene.clock)  # the same scene with Events on records one: the test can fail
+    assert len(event_posts(scene.kube)) == 1
 
 
 def test_events_still_recorded_when_the_run_aborts(scene):
