@@ -29,11 +29,13 @@ from lbscrape import (
     discovery,
     logs,
     metrics_config,
+    owner_labels,
     pipeline,
     remote_write,
     smoke,
 )
 from lbscrape import backfill as backfill_mod
+from lbscrape import events as events_mod
 from lbscrape.budget import Budget
 from lbscrape.catalog import DEFAULT, KINDS, KNOWN, Catalog
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
@@ -45,6 +47,8 @@ from lbscrape.config import (
     parse_configmap_ref,
     parse_duration,
     parse_labels,
+    parse_labels_from,
+    parse_namespaces,
     parse_remote_write_url,
     redact_url,
     validate_remote_write_auth,
@@ -160,6 +164,24 @@ def _remote_write_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _selection_options(f: F) -> F:
+    """--namespace and --exclude-namespace, as `run` applies them."""
+    for decorator in reversed([
+        _opt("--namespace", "namespaces", multiple=True, metavar="NS",
+             help="Only objects in this namespace (repeatable; in the env var, separate by "
+                  "spaces). Default: all."),
+        _opt("--exclude-namespace", "exclude_namespaces", multiple=True, metavar="NS",
+             help="Never objects in this namespace (repeatable)."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+_LABEL_FROM_HELP = ("Copy the owner's Kubernetes label KEY (or annotation, as annotation:KEY) "
+                    "into the Prometheus label LABEL, e.g. app.kubernetes.io/name=job "
+                    "(repeatable; several for one LABEL: the first the owner has).")
+
+
 def _aws_session(region: str | None, profile: str | None = None) -> boto3.session.Session:
     # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
     # (and EKS pod identity) set, so honour it too.
@@ -198,6 +220,11 @@ def cli() -> None:
       help="Forget checkpoints of load balancers not seen for this long.")
 @_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
       help="Static label on every sample (repeatable; in the env var, separate by spaces).")
+@_opt("--label-from", "label_from", multiple=True, metavar="SOURCE=LABEL", help=_LABEL_FROM_HELP)
+@_selection_options
+@_opt("--events/--no-events", default=True,
+      help="Record a Warning Event on an Ingress or Service whose load balancer is not found "
+           "or whose lbscrape annotations are invalid (needs `create` on events).")
 @_remote_write_options
 @_opt("--deadline", default="50s",
       help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
@@ -221,6 +248,8 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
         checkpoint_configmap: str | None, checkpoint_file: str | None, settle_delay: str,
         period: str, initial_lookback: str,
         max_catchup: str, checkpoint_retention: str, labels: tuple[str, ...],
+        label_from: tuple[str, ...], namespaces: tuple[str, ...],
+        exclude_namespaces: tuple[str, ...], events: bool,
         rw_options: RemoteWriteOptions, deadline: str, metrics_config: str | None,
         zero_fill: bool, dry_run: bool, kubeconfig: str | None,
         context: str | None, log_format: str | None, now: str | None) -> int:
@@ -230,7 +259,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
     Example:
         lbscrape run --cluster prod-eu \\
           --remote-write-url http://prometheus.monitoring:9090/api/v1/write \\
-          --label env=prod
+          --label env=prod --label-from app.kubernetes.io/name=job
     """
     logs.setup(log_format)
     try:
@@ -241,6 +270,8 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             max_catchup=parse_duration(max_catchup, "--max-catchup"),
         ))
         static_labels = parse_labels(labels)
+        rules = parse_labels_from(label_from)
+        only, never = parse_namespaces(namespaces, exclude_namespaces)
         retention_s = parse_duration(checkpoint_retention, "--checkpoint-retention")
         if retention_s <= window.max_catchup:
             raise ConfigError("--checkpoint-retention: must be longer than --max-catchup "
@@ -270,6 +301,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             checkpoint_retention=retention_s, checkpoint_file=checkpoint_file,
             checkpoint=location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME),
             catalog=catalog, zero_fill=zero_fill,
+            namespaces=only, exclude_namespaces=never, label_from=rules, events=events,
         )
     except ConfigError as e:
         click.echo(f"lbscrape: error: {e}", err=True)
@@ -293,6 +325,7 @@ def run(cluster: str, region: str | None, remote_write_url: str | None,
             else ConfigMapStore(kube, cfg.checkpoint),
             writer=(remote_write.Client(rw, budget=budget, credentials=credentials)
                     if rw and not dry_run else None),
+            events=events_mod.Recorder(kube) if cfg.events and not dry_run else None,
         )
     except (LbscrapeError, BotoCoreError) as e:
         log.error("run failed: %s", e)
@@ -441,11 +474,13 @@ def checkpoint_reset(checkpoint_configmap: str | None, checkpoint_file: str | No
 @_opt("--interval", default="1m", help="How often the CronJob runs (its schedule).")
 @_opt("--metrics-config", default=None, metavar="FILE",
       help="The metrics config `run` uses (default: the default catalog).")
+@_selection_options
 @_opt("--kubeconfig", default=None, help="Kubeconfig file.")
 @_opt("--context", default=None, help="Kubeconfig context.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def estimate(region: str | None, period: str, interval: str, metrics_config: str | None,
+             namespaces: tuple[str, ...], exclude_namespaces: tuple[str, ...],
              kubeconfig: str | None, context: str | None, output: str) -> int:
     """What `lbscrape run` costs in GetMetricData for the load balancers it finds now.
 
@@ -464,10 +499,12 @@ def estimate(region: str | None, period: str, interval: str, metrics_config: str
         if interval_s <= 0:
             raise ConfigError("--interval: must be positive")
         catalog = _catalog(metrics_config)
+        selection = owner_labels.Selection.of(*parse_namespaces(namespaces, exclude_namespaces))
         kube, _ = make_api_client(kubeconfig, context)
         session = _aws_session(region)
-        lbs = costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG),
-                                   session.client("elb", config=AWS_CONFIG))
+        lbs = owner_labels.scraped(
+            costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG),
+                                 session.client("elb", config=AWS_CONFIG)), selection)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
     est = costing.estimate(lbs, period_s, interval_s, catalog)
@@ -484,15 +521,22 @@ def estimate(region: str | None, period: str, interval: str, metrics_config: str
       "among load balancers tagged for several clusters, as for run.")
 @_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
 @_opt("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Static labels, as for run.")
+@_opt("--label-from", "label_from", multiple=True, metavar="SOURCE=LABEL",
+      help="Labels copied from the owner, as for run.")
+@_selection_options
 @_checkpoint_options
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def discover(cluster: str, region: str | None, labels: tuple[str, ...],
+             label_from: tuple[str, ...], namespaces: tuple[str, ...],
+             exclude_namespaces: tuple[str, ...],
              checkpoint_configmap: str | None, checkpoint_file: str | None,
              kubeconfig: str | None, context: str | None, output: str) -> int:
     """Every load-balancer-owning object, what it resolved to, its labels and lag.
 
-    Exits 3 when an object that has a load balancer hostname could not be resolved, so
+    Also every object skipped and why (no hostname yet, filtered out, opted out,
+    unresolved), and every invalid lbscrape annotation or copied label value. Exits 3
+    when a selected object that has a load balancer hostname could not be resolved, so
     CI can gate on it.
 
     \b
@@ -501,6 +545,8 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
     """
     try:
         static = parse_labels(labels)
+        rules = parse_labels_from(label_from)
+        selection = owner_labels.Selection.of(*parse_namespaces(namespaces, exclude_namespaces))
         store = _open_store(checkpoint_configmap, checkpoint_file, kubeconfig, context)
         kube, _ = make_api_client(kubeconfig, context)
         session = _aws_session(region)
@@ -510,23 +556,34 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         ends = store.load().ends
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
+    chosen = owner_labels.plan(owners, res.load_balancers, res.unresolved, selection, rules)
+    skipped_owners = {o for o, _ in chosen.skipped}
     now = int(time.time())
     rows: list[dict[str, Any]] = []
-    for lb in res.load_balancers:
+    for lb in chosen.load_balancers:
         for owner in lb.owners:
+            if owner in skipped_owners:
+                continue
             rows.append({
                 "kind": owner.kind, "namespace": owner.namespace, "name": owner.name,
                 "load_balancer_name": lb.name, "arn": lb.arn, "type": lb.type,
                 "load_balancer": lb.dimension, "matched_by": res.matched_by.get(owner),
-                "labels": lb_labels(lb, cluster, session.region_name, static),
+                "labels": lb_labels(lb, cluster, session.region_name,
+                                    (*static, *chosen.extra_labels(lb))),
                 "lag_seconds": now - ends[lb.key] if lb.key in ends else None})
-    skipped = [{"kind": o.kind, "namespace": o.namespace, "name": o.name,
-                "reason": "no load balancer hostname in its status yet"}
-               for o in owners if not o.hostnames]
+    skipped = [{"kind": o.kind, "namespace": o.namespace, "name": o.name, "reason": why}
+               for o, why in chosen.skipped]
+    skipped += [{"kind": o.kind, "namespace": o.namespace, "name": o.name,
+                 "reason": "no load balancer hostname in its status yet"}
+                for o in chosen.selected if not o.hostnames]
     skipped += [{"kind": u.owner.kind, "namespace": u.owner.namespace, "name": u.owner.name,
-                 "reason": explain(u, session.region_name)} for u in res.unresolved]
+                 "reason": explain(u, session.region_name)}
+                for u in chosen.unresolved]
+    warnings = [{"kind": p.owner.kind, "namespace": p.owner.namespace, "name": p.owner.name,
+                 "event": p.reason, "message": p.text} for p in chosen.problems]
     if output == "json":
-        click.echo(json.dumps({"resolved": rows, "skipped": skipped}, indent=2))
+        click.echo(json.dumps({"resolved": rows, "skipped": skipped, "warnings": warnings},
+                              indent=2))
     else:
         table = [("OBJECT", "LOAD BALANCER", "TYPE", "MATCHED BY", "DIMENSION", "LAG",
                   "LABELS")] + [
@@ -540,7 +597,9 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
             click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         for s in skipped:
             click.echo(f"skipped {s['kind']} {s['namespace']}/{s['name']}: {s['reason']}")
-    return ExitStatus.PARTIAL if res.unresolved else ExitStatus.OK
+        for w in warnings:
+            click.echo(f"warning {w['kind']} {w['namespace']}/{w['name']}: {w['message']}")
+    return ExitStatus.PARTIAL if chosen.unresolved else ExitStatus.OK
 
 
 @cli.command("smoke")
@@ -555,13 +614,15 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
 @_checkpoint_options
 @_opt("--no-write", is_flag=True, default=False,
       help="Skip the remote-write check, so nothing at all is written.")
+@_opt("--events/--no-events", default=True,
+      help="As for run: --no-events skips the check of `create` on events.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ...],
                   remote_write_url: str | None, rw_options: RemoteWriteOptions,
                   checkpoint_configmap: str | None, checkpoint_file: str | None,
                   kubeconfig: str | None, context: str | None, no_write: bool,
-                  output: str) -> int:
+                  events: bool, output: str) -> int:
     """Check that lbscrape run would be allowed everything it does, writing no metric data.
 
     \b
@@ -604,7 +665,7 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
     checkpoint = None if checkpoint_file else (
         location or CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME))
     now = time.time()
-    checks = [*smoke.check_permissions(kube, checkpoint),
+    checks = [*smoke.check_permissions(kube, checkpoint, events),
               *smoke.check_aws(elbv2, elb, cloudwatch, session.region_name, int(now))]
     if rw and credentials and cluster:
         series = smoke.smoke_series(cluster.strip(), session.region_name, static_labels,
@@ -631,6 +692,8 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
 @_opt("--profile", default=None, help="AWS profile (default: the AWS config chain).")
 @_opt("--label", "labels", multiple=True, metavar="KEY=VALUE",
       help="Static labels, as for run (use the CronJob's, so the series are the same).")
+@_opt("--label-from", "label_from", multiple=True, metavar="SOURCE=LABEL",
+      help="Labels copied from the owner, as for run (use the CronJob's).")
 @_opt("--load-balancer", "names", multiple=True, metavar="NAME",
       help="Only this load balancer (AWS name); repeatable. Default: all discovered.")
 @_opt("--namespace", "namespaces", multiple=True, metavar="NS",
@@ -661,7 +724,8 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
 @_opt("--now", default=None, hidden=True, help="Pretend it is this time; never later than "
       "the clock.")
 def backfill(start: str, end: str, cluster: str, region: str | None, profile: str | None,
-             labels: tuple[str, ...], names: tuple[str, ...], namespaces: tuple[str, ...],
+             labels: tuple[str, ...], label_from: tuple[str, ...], names: tuple[str, ...],
+             namespaces: tuple[str, ...],
              period: str, settle_delay: str, output: str | None, metrics_config: str | None,
              zero_fill: bool, state_file: str,
              resume: bool, yes: bool, kubeconfig: str | None, context: str | None,
@@ -694,6 +758,7 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
         validate_window(WindowSettings(settle_s, period_s, period_s, period_s))
         static = parse_labels(labels)
         catalog = _catalog(metrics_config)
+        rules = parse_labels_from(label_from)
         rw, credentials = (rw_options.load(remote_write_url) if remote_write_url
                            else (None, None))
         if (rw is None) == (output is None):
@@ -715,13 +780,20 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                 backfill_mod.parse_when(end, clock, "--end"), period_s, settle_s, clock)
             kube, _ = make_api_client(kubeconfig, context)
             owners = discovery.discover(kube)
-            lbs = _select(find(owners, session.client("elbv2", config=AWS_CONFIG),
-                               session.client("elb", config=AWS_CONFIG), cluster.strip())
-                          .load_balancers, names, namespaces)
+            res = find(owners, session.client("elbv2", config=AWS_CONFIG),
+                       session.client("elb", config=AWS_CONFIG), cluster.strip())
+            # Labels as `run` writes them; opted-out load balancers are left out.
+            chosen = owner_labels.plan(owners, res.load_balancers, res.unresolved,
+                                       owner_labels.Selection(), rules)
+            for p in chosen.problems:
+                log.warning("%s", p)
+            lbs = _select(chosen.load_balancers, names, namespaces)
             state = backfill_mod.State(window, tuple(
                 backfill_mod.Target(lb.key, lb.name, ((KINDS[lb.type].dimension, lb.dimension),),
                                     tuple(sorted(lb_labels(lb, cluster.strip(),
-                                                           session.region_name, static).items())),
+                                                           session.region_name,
+                                                           (*static, *chosen.extra_labels(lb))
+                                                           ).items())),
                                     catalog.specs(lb.type),
                                     catalog.fill_plan(lb.type) if zero_fill else None)
                 for lb in lbs), target)
@@ -950,6 +1022,10 @@ def _describe(cfg: RunConfig) -> str:
         f"metrics_config={cfg.catalog.source or '-'}",
         "metrics=" + ",".join(f"{k.prefix}:{len(cfg.catalog.specs(t))}" for t, k in KINDS.items()),
         f"zero_fill={'on' if cfg.zero_fill else 'off'}",
+        "label_from=" + ",".join(str(r) for r in cfg.label_from),
+        "namespaces=" + ",".join(cfg.namespaces),
+        "exclude_namespaces=" + ",".join(cfg.exclude_namespaces),
+        f"events={'on' if cfg.events else 'off'}",
     ]
     return " ".join(parts)
 

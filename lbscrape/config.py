@@ -18,6 +18,15 @@ CONTRACT_LABELS = frozenset(
     {"__name__", "load_balancer_name", "load_balancer", "cluster", "region", "namespace",
      "ingress", "service", "ingress_group"}
 )
+# Names reserved for labels lbscrape sets or will set (IngressGroups, target groups): no
+# --label, --label-from or lbscrape.io/labels annotation may take them either.
+RESERVED_LABELS = CONTRACT_LABELS | frozenset(
+    {"ingress_group", "target_group", "target_namespace", "target_service", "target_port"}
+)
+# Longest label value lbscrape writes, in UTF-8 bytes. Prometheus has no limit, but
+# receivers do (Mimir and Cortex refuse values over 2048 by default, the whole series);
+# half of that leaves room, and no dashboard needs a longer value.
+MAX_LABEL_VALUE_BYTES = 1024
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@")
 _DURATION_RE = re.compile(r"(\d+)([a-z]*)")
@@ -84,6 +93,14 @@ class RunConfig:
     """What is fetched per load balancer type (the defaults, or --metrics-config)."""
     zero_fill: bool = True
     """Write 0 for a sparse counter's missing datapoint in a period with traffic."""
+    namespaces: tuple[str, ...] = ()
+    """Only objects in these namespaces (--namespace); empty: all."""
+    exclude_namespaces: tuple[str, ...] = ()
+    """Never objects in these namespaces (--exclude-namespace)."""
+    label_from: tuple[LabelFrom, ...] = ()
+    """Labels and annotations of the owner copied into Prometheus labels (--label-from)."""
+    events: bool = True
+    """Record Warning Events on owners whose load balancer or annotations are wrong."""
 
 
 def parse_duration(text: str, option: str) -> int:
@@ -135,11 +152,14 @@ def parse_label(text: str, option: str = "--label") -> tuple[str, str]:
             f"{option}: {key!r} is not a valid Prometheus label name "
             "(letters, digits and _, not starting with a digit or __)"
         )
-    if key in CONTRACT_LABELS:
+    if key in RESERVED_LABELS:
         raise ConfigError(
             f"{option}: {key!r} is set by lbscrape itself and cannot be overridden; "
             "choose another name"
         )
+    if len(value.encode()) > MAX_LABEL_VALUE_BYTES:
+        raise ConfigError(f"{option}: the value of {key!r} is longer than "
+                          f"{MAX_LABEL_VALUE_BYTES} bytes")
     return key, value
 
 
@@ -238,3 +258,68 @@ def redact_url(url: str) -> str:
     """
     m = _USERINFO.match(url)
     return f"{m.group(1)}***@{url[m.end():]}" if m else url
+
+
+# A Kubernetes label or annotation key: an optional DNS-subdomain prefix and '/', then a
+# name of up to 63 characters.
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+ANNOTATION_PREFIX = "annotation:"
+
+
+@dataclass(frozen=True)
+class LabelFrom:
+    """--label-from: copy the owner's Kubernetes label (or annotation) `key` into the
+    Prometheus label `label`."""
+
+    key: str
+    label: str
+    annotation: bool = False
+
+    @property
+    def source(self) -> str:
+        """How the key is named in messages: 'label KEY' or 'annotation KEY'."""
+        return f"{'annotation' if self.annotation else 'label'} {self.key}"
+
+    def __str__(self) -> str:
+        return f"{ANNOTATION_PREFIX if self.annotation else ''}{self.key}={self.label}"
+
+
+def parse_label_from(text: str, option: str = "--label-from") -> LabelFrom:
+    """'KEY=LABEL' (a Kubernetes label of the owner) or 'annotation:KEY=LABEL'."""
+    source, sep, label = text.strip().rpartition("=")
+    annotation = source.startswith(ANNOTATION_PREFIX)
+    key = source.removeprefix(ANNOTATION_PREFIX) if annotation else source
+    if not sep or not key or not label:
+        raise ConfigError(f"{option}: {text!r} is not SOURCE=LABEL, e.g. "
+                          "app.kubernetes.io/name=job or annotation:example.com/team=team")
+    if not valid_k8s_key(key):
+        raise ConfigError(f"{option}: {key!r} is not a Kubernetes label or annotation key "
+                          "([prefix/]name, e.g. app.kubernetes.io/name)")
+    parse_label(f"{label}=x", option)  # the same name rules as --label
+    return LabelFrom(key, label, annotation)
+
+
+def parse_labels_from(texts: tuple[str, ...]) -> tuple[LabelFrom, ...]:
+    """In the order given: for one LABEL, the first source the owner has is used."""
+    return tuple(dict.fromkeys(parse_label_from(t) for t in texts))
+
+
+def valid_k8s_key(key: str) -> bool:
+    prefix, sep, name = key.rpartition("/")
+    if sep and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return bool(_QUALIFIED_NAME.match(name))
+
+
+def parse_namespaces(namespaces: tuple[str, ...], exclude: tuple[str, ...]
+                     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """--namespace and --exclude-namespace: namespace names, none in both."""
+    for option, names in (("--namespace", namespaces), ("--exclude-namespace", exclude)):
+        for ns in names:
+            if not _DNS_LABEL.match(ns):
+                raise ConfigError(f"{option}: {ns!r} is not a namespace name (lowercase "
+                                  "letters, digits and '-')")
+    both = sorted(set(namespaces) & set(exclude))
+    if both:
+        raise ConfigError(f"--exclude-namespace: {', '.join(both)} also given to --namespace")
+    return tuple(sorted(set(namespaces))), tuple(sorted(set(exclude)))

@@ -114,8 +114,10 @@ def _owner(kind: Any, obj: Any, lb_type: LbType, group: str | None = None,
            lb_name: str | None = None) -> Owner:
     ingress = (obj.status and obj.status.load_balancer and obj.status.load_balancer.ingress) or []
     hostnames = tuple(dict.fromkeys(i.hostname for i in ingress if i.hostname))
-    return Owner(kind, obj.metadata.namespace, obj.metadata.name, hostnames, lb_type,
-                 group, lb_name)
+    md = obj.metadata
+    return Owner(kind, md.namespace, md.name, hostnames, lb_type, group, lb_name,
+                 uid=md.uid or "", labels=dict(md.labels or {}),
+                 annotations=dict(md.annotations or {}))
 
 
 def _paged(list_fn: Callable[..., Any], what: str) -> Iterator[Any]:

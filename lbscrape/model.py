@@ -6,7 +6,8 @@ datetimes and milliseconds happens at the edges that need them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -28,6 +29,11 @@ class Owner:
     """IngressGroup name (alb.ingress.kubernetes.io/group.name); None for implicit groups."""
     lb_name: str | None = None
     """The load balancer name it asks for (annotation), or the in-tree controller's default."""
+    # The object's own metadata, for --label-from, lbscrape.io/* annotations and Events.
+    # Not part of its identity (equality, hashing).
+    uid: str = field(default="", compare=False)
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"

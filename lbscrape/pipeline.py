@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
-from lbscrape import cloudwatch, remote_write
+from lbscrape import cloudwatch, events, owner_labels, remote_write
 from lbscrape.budget import Budget
 from lbscrape.catalog import KINDS, Catalog
 from lbscrape.checkpoint import Checkpoint
@@ -48,6 +48,7 @@ class Clients:
     cloudwatch: cloudwatch.CloudWatchClient
     store: CheckpointStore
     writer: remote_write.Client | None  # None with --dry-run
+    events: events.Recorder | None = None  # None with --dry-run or --no-events
 
 
 @dataclass
@@ -55,6 +56,8 @@ class RunResult:
     counters: Counter[str] = field(default_factory=Counter)
     failed: dict[str, str] = field(default_factory=dict)
     """load balancer name -> reason it was not (fully) written."""
+    notices: list[events.Notice] = field(default_factory=list)
+    """Warning Events to record on owners."""
 
     @property
     def status(self) -> ExitStatus:
@@ -71,8 +74,10 @@ def run(cfg: RunConfig, clients: Clients, now: int,
     try:
         _run(cfg, clients, now, emit, budget, result)
     except Exception as e:
+        _record_events(clients, result, now, budget)  # what owners should know still holds
         _summary(result, started, dry_run=cfg.dry_run, error=e)
         raise
+    _record_events(clients, result, now, budget)
     _summary(result, started, dry_run=cfg.dry_run)
     return result
 
@@ -82,12 +87,22 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     c = result.counters
     owners = discover(clients.kube)
     resolution = find(owners, clients.elbv2, clients.elb, cfg.cluster)
-    lbs = resolution.load_balancers
-    hostnames = {h.lower().rstrip(".") for o in owners for h in o.hostnames}
-    c.update(owners=len(owners), lbs_found=len(hostnames), lbs_resolved=len(lbs),
-             unresolved=len(resolution.unresolved))
-    for u in resolution.unresolved:
+    chosen = owner_labels.plan(
+        owners, resolution.load_balancers, resolution.unresolved,
+        owner_labels.Selection.of(cfg.namespaces, cfg.exclude_namespaces), cfg.label_from)
+    lbs = chosen.load_balancers
+    hostnames = {h.lower().rstrip(".") for o in chosen.selected for h in o.hostnames}
+    c.update(owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
+             lbs_found=len(hostnames), lbs_resolved=len(lbs), unresolved=len(chosen.unresolved))
+    for o, why in chosen.skipped:
+        log.debug("%s: %s; skipped", o, why)
+    for u in chosen.unresolved:
         log.warning("%s: %s; skipped this run", u.owner, explain(u, cfg.region))
+    for p in chosen.problems:
+        log.warning("%s", p)
+    result.notices = events.gather(
+        [(u.owner, events.LOAD_BALANCER_NOT_FOUND, explain(u, cfg.region))
+         for u in chosen.unresolved] + [(p.owner, p.reason, p.text) for p in chosen.problems])
 
     checkpoint = clients.store.load()
     plans = {lb.key: plan_window(now, checkpoint.ends.get(lb.key), cfg.window) for lb in lbs}
@@ -119,8 +134,9 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
             # Only here, after the failed ones are skipped: a zero needs a complete fetch.
             data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type))
             c["samples_zero_filled"] += filled
+        static = (*cfg.static_labels, *chosen.extra_labels(lb))  # later ones win
         series = _drop_future(build_series(lb, data, lb_labels(lb, cfg.cluster, cfg.region,
-                                                                cfg.static_labels)), wall_now_ms)
+                                                                static)), wall_now_ms)
         batches.append(remote_write.LbBatch(lb.key, tuple(series), plans[lb.key].window.end))
 
     if cfg.dry_run or clients.writer is None:
@@ -195,11 +211,26 @@ def backfill_command(gap: Window, names: Sequence[str], cfg: RunConfig) -> str:
         args += ["--metrics-config", cfg.catalog.source]
     if not cfg.zero_fill:
         args += ["--no-zero-fill"]
+    for rule in cfg.label_from:
+        args += ["--label-from", str(rule)]
     if len(names) <= MAX_NAMES_IN_COMMAND:
         for name in names:
             args += ["--load-balancer", name]
     return shlex.join(args) + " --remote-write-url ... (an endpoint older samples are " \
         "accepted by: see the README on backfill)"
+
+
+def _record_events(clients: Clients, result: RunResult, now: int,
+                   budget: Budget | None) -> None:
+    """After the metrics: they matter more than the Events. Never raises."""
+    if clients.events is None or not result.notices:
+        return
+    try:
+        outcome = clients.events.record(result.notices, now, budget)
+    except Exception as e:  # an Event is never worth failing the run
+        log.warning("recording Kubernetes Events failed: %s", e)
+        return
+    result.counters.update(events_recorded=outcome.recorded)
 
 
 def _warn_realigned(lb: LoadBalancer, plan: WindowPlan) -> None:
@@ -243,10 +274,11 @@ def _summary(result: RunResult, started: float, *, dry_run: bool,
     c = result.counters
     keys = ["owners", "lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
             "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests",
-            "samples_zero_filled"]
+            "samples_zero_filled", "owners_skipped", "events_recorded"]
     if dry_run:
         keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
-                                              "remote_write_requests")] + ["samples_would_write"]
+                                              "remote_write_requests", "events_recorded")
+                ] + ["samples_would_write"]
     stats = " ".join(f"{k}={c[k]}" for k in keys)
     duration = f"duration={time.monotonic() - started:.2f}s"
     if error is not None:

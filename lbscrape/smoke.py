@@ -85,13 +85,15 @@ class Permission:
         )
 
 
-# What discovery.py and checkpoint.py call, and what cronjob/rbac.yaml grants (a test
-# keeps the three equal). `create` cannot be limited to a name: the name is not known when
+# What discovery.py, events.py and checkpoint.py call, and what cronjob/rbac.yaml grants
+# (a test keeps them equal). `create` cannot be limited to a name: the name is not known when
 # the request is authorized.
 PERMISSIONS: tuple[Permission, ...] = (
     Permission("list", "networking.k8s.io", "ingressclasses", "cluster"),
     Permission("list", "networking.k8s.io", "ingresses", "all-namespaces"),
     Permission("list", "", "services", "all-namespaces"),
+    # Warning Events go into the namespace of the object they are about.
+    Permission("create", "", "events", "all-namespaces"),
     Permission("get", "", "configmaps", "checkpoint", named=True),
     Permission("update", "", "configmaps", "checkpoint", named=True),
     Permission("create", "", "configmaps", "checkpoint"),
@@ -104,10 +106,10 @@ METRICS_ACTION = "cloudwatch:GetMetricData"
 AWS_ACTIONS = (DESCRIBE_ACTION, TAGS_ACTION, METRICS_ACTION)
 
 
-def check_permissions(api: k8s.ApiClient, checkpoint: CheckpointLocation | None
-                      ) -> list[Check]:
+def check_permissions(api: k8s.ApiClient, checkpoint: CheckpointLocation | None,
+                      events: bool = True) -> list[Check]:
     """One review per permission. `checkpoint` None (a checkpoint file) skips the
-    ConfigMap's."""
+    ConfigMap's; `events` False (--no-events) the Events'."""
     authz = k8s.AuthorizationV1Api(api)
     out: list[Check] = []
     unreachable: str | None = None
@@ -116,6 +118,9 @@ def check_permissions(api: k8s.ApiClient, checkpoint: CheckpointLocation | None
         if p.scope == "checkpoint" and checkpoint is None:
             out.append(Check(name, "skipped", "--checkpoint-file: checkpoints are in a local "
                                               "file, not a ConfigMap"))
+            continue
+        if p.resource == "events" and not events:
+            out.append(Check(name, "skipped", "--no-events: no Events are recorded"))
             continue
         if unreachable:  # each further try would wait for the same timeout
             out.append(Check(name, "fail", unreachable))

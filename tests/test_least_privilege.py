@@ -62,6 +62,12 @@ def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, 
     aws.create_lb("k8s-shop-api-5555555555", tags={"ingress.k8s.aws/stack": "shop/api"})
     kube.put("networking.k8s.io/v1", "ingresses", world.ingress(
         "shop", "api", "k8s-shop-api-4444444444-1.us-east-1.elb.amazonaws.com"))
+    # An owner whose load balancer is gone and one with an invalid annotation: Events.
+    kube.put("networking.k8s.io/v1", "ingresses",
+             world.ingress("blog", "gone", "k8s-blog-gone-1.us-east-1.elb.amazonaws.com"))
+    svc = kube.get("v1", "services", "shop", "db")
+    svc["metadata"]["annotations"]["lbscrape.io/labels"] = "namespace=evil"
+    kube.put("v1", "services", svc)
     proxy = FaultProxy(moto_server)
     proxy.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
@@ -73,8 +79,10 @@ def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, 
     finally:
         proxy.stop()
     assert used_rbac(kube.seen) == granted_rbac()
-    # Namespaced access stays in lbscrape's own namespace; cluster-wide access is lists.
+    # Namespaced access stays in lbscrape's own namespace, but for Events on the owners;
+    # cluster-wide access is lists.
     assert {s.namespace for s in kube.seen if s.resource == "configmaps"} == {"monitoring"}
+    assert {s.namespace for s in kube.seen if s.resource == "events"} == {"blog", "shop"}
     assert {s.verb for s in kube.seen if s.namespace is None} == {"list"}
     assert {aws_action(r) for r in proxy.seen} == granted_iam()
     # Both ELB APIs sign as elasticloadbalancing: the classic listing must really happen.

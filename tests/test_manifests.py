@@ -144,6 +144,7 @@ def test_rbac_grants_exactly_what_the_code_calls():
         ("networking.k8s.io", "ingresses", "list"),
         ("networking.k8s.io", "ingressclasses", "list"),
         ("", "services", "list"),
+        ("", "events", "create"),
     }
     assert namespaced == {
         ("", "configmaps", "get"),
