@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lbscrape import backfill, remote_write
-from lbscrape.catalog import default_specs
+from lbscrape.catalog import DEFAULT, default_specs
 from lbscrape.cloudwatch import FetchTarget, plan_calls
 from lbscrape.config import RemoteWriteSettings
 from lbscrape.model import Sample, Series, Window
@@ -74,16 +74,18 @@ class _FakeCloudWatch:
 
 def bench_backfill_memory() -> None:
     now = 1_800_000_000
-    targets = [backfill.Target(f"app/lb-{i}/0123456789abcdef", f"lb-{i}",
-                               (("LoadBalancer", f"app/lb-{i}/0123456789abcdef"),),
-                               (("cluster", "bench"), ("load_balancer_name", f"lb-{i}")),
-                               default_specs("application")) for i in range(5)]
     with tempfile.TemporaryDirectory() as tmp:
-        for days in (1, 15):
+        for days, fill in ((1, False), (15, False), (15, True)):
+            targets = [backfill.Target(
+                f"app/lb-{i}/0123456789abcdef", f"lb-{i}",
+                (("LoadBalancer", f"app/lb-{i}/0123456789abcdef"),),
+                (("cluster", "bench"), ("load_balancer_name", f"lb-{i}")),
+                DEFAULT.specs("application"),
+                DEFAULT.fill_plan("application") if fill else None) for i in range(5)]
             window = backfill.plan_range(now - days * 86400 + 600, now, 60, 120, now)
             plan = backfill.make_plan(window, targets)
             state = backfill.State(window, tuple(targets), "file")
-            store = backfill.StateFile(os.path.join(tmp, f"state-{days}.json"))
+            store = backfill.StateFile(os.path.join(tmp, f"state-{days}-{fill}.json"))
             sink = backfill.OpenMetricsSink(os.path.join(tmp, f"out-{days}.om"), state, False)
             tracemalloc.start()
             started = time.perf_counter()
@@ -92,11 +94,10 @@ def bench_backfill_memory() -> None:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             sink.close()
-            print(f"backfill {days:2d} days x 5 ALBs: {len(plan.calls)} calls, "
-                  f"{plan.metrics_requested} metrics (${plan.dollars:.4f}), "
-                  f"{state.samples_written:,} samples in {took:.1f}s, "
+            print(f"backfill {days:2d} days x 5 ALBs, zero-fill {'on ' if fill else 'off'}: "
+                  f"{len(plan.calls)} calls, {plan.metrics_requested} metrics "
+                  f"(${plan.dollars:.4f}), {state.samples_written:,} samples in {took:.1f}s, "
                   f"peak {peak / 2**20:.0f} MiB")
-
 
 def bench_repeat() -> None:
     from tests.world import Prometheus
