@@ -22,6 +22,7 @@ from typing import IO, Any, Protocol
 
 from lbscrape import cloudwatch, remote_write
 from lbscrape.catalog import FillPlan
+from lbscrape.checkpoint import FileStore
 from lbscrape.config import parse_duration
 from lbscrape.costing import PRICE_PER_1000
 from lbscrape.errors import ConfigError, LbscrapeError, RemoteWriteError
@@ -34,7 +35,7 @@ DAY = 86400
 # GetMetricData's rule: a start less than 15 days ago takes any multiple of 60 s, up to
 # 63 days ago a multiple of 300 s, up to 455 days ago a multiple of 3600 s.
 RETENTION = ((60, 15 * DAY), (300, 63 * DAY), (3600, 455 * DAY))
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: partial progress counted in samples
 # Refusals that mean "older than this TSDB takes", not "this sample is wrong": every
 # later sample of the backfill would get the same answer, so stop and say what to change.
 TOO_OLD_REASONS = ("out of bounds", "out of order sample", "too old sample",
@@ -215,6 +216,31 @@ def describe(plan: Plan) -> list[str]:
     ]
 
 
+def check_still_kept(plan: Plan, done: set[int], now: int) -> None:
+    """A resumed backfill may have waited past CloudWatch's retention for its period; the
+    calls left would come back empty and be marked done."""
+    left = [c.window.start for i, c in enumerate(plan.calls) if i not in done]
+    period = plan.window.period
+    if left and min(left) < now - kept_for(period):
+        raise ConfigError(
+            f"--resume: the calls left start at {isotime(min(left))}, older than CloudWatch "
+            f"keeps {period}s-period data ({kept_for(period) // DAY} days); delete the state "
+            "file and backfill what is missing with a longer --period")
+
+
+def carry_checkpoint(store: FileStore, state: State) -> int:
+    """Move a local checkpoint to the end of a complete backfill for each load balancer
+    whose checkpoint is missing or inside the range, so `run --checkpoint-file` carries on
+    from there. One that ends before the range start keeps its place: moving it would
+    hide the gap between from run's catch-up."""
+    current = store.load()
+    updates = {t.key: state.window.end for t in state.targets
+               if current.ends.get(t.key, state.window.start) >= state.window.start}
+    if updates:
+        store.save(current, updates)
+    return len(updates)
+
+
 # --- state --------------------------------------------------------------------------------
 
 class CorruptState(ConfigError):
@@ -232,7 +258,8 @@ class State:
     done: set[int] = field(default_factory=set)
     """Calls whose samples were all written."""
     partial: tuple[int, int] | None = None
-    """(call, requests written) of the call being written when it stopped."""
+    """(call, samples sent) of the call being written when it stopped. Counted in samples,
+    not requests, so a resume with another --remote-write-max-samples skips exactly."""
     file_offset: int = 0
     """--output: bytes of the file that belong to written calls."""
     samples_written: int = 0
@@ -265,6 +292,9 @@ class State:
             doc = json.loads(text)
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
+            if "load_balancers" in doc:  # lbscrape run's checkpoint file: never delete that
+                raise CorruptState(f"{path} is a checkpoint file of 'lbscrape run', not a "
+                                   "backfill state file; pass another --state-file")
             if doc.get("format") != STATE_FORMAT:
                 raise CorruptState(f"state file {path} has format {doc.get('format')!r}, "
                                    f"this lbscrape reads format {STATE_FORMAT}; {fix}")
@@ -319,6 +349,13 @@ class StateFile:
         except OSError as e:
             raise ConfigError(f"--state-file: cannot read {self.path}: {e.strerror}") from None
 
+    def remove(self) -> None:
+        """A complete backfill leaves nothing to resume (and nothing to block the next)."""
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
     def save(self, state: State) -> None:
         tmp = f"{self.path}.tmp"
         try:
@@ -362,16 +399,27 @@ def requests(series: Sequence[Series], max_samples: int) -> Iterator[list[Series
         yield current
 
 
+def skip_samples(series: Sequence[Series], n: int) -> list[Series]:
+    """The series without their first n samples, counted in series order."""
+    out = []
+    for s in series:
+        if n >= len(s.samples):
+            n -= len(s.samples)
+            continue
+        out.append(Series(s.labels, s.samples[n:]))
+        n = 0
+    return out
+
+
 class RemoteWriteSink:
     def __init__(self, client: remote_write.Client) -> None:
         self.client = client
 
     def write(self, call: int, series: Sequence[Series], state: State,
               save: Callable[[], None]) -> None:
-        skip = state.partial[1] if state.partial and state.partial[0] == call else 0
-        for i, req in enumerate(requests(series, self.client.settings.max_samples_per_request)):
-            if i < skip:
-                continue
+        sent = state.partial[1] if state.partial and state.partial[0] == call else 0
+        for req in requests(skip_samples(series, sent),
+                            self.client.settings.max_samples_per_request):
             try:
                 self.client.post(remote_write.encode(req))
                 state.samples_written += remote_write.count(req)
@@ -384,7 +432,8 @@ class RemoteWriteSink:
                 _report(rejected)
                 state.samples_written += remote_write.count(req) - len(rejected)
                 state.samples_rejected += len(rejected)
-            state.partial = (call, i + 1)
+            sent += remote_write.count(req)
+            state.partial = (call, sent)
             save()
 
     def finish(self, state: State) -> None:
@@ -467,8 +516,10 @@ Progress = Callable[[int, int, State], Any]
 def run(plan: Plan, state: State, store: StateFile, cw: cloudwatch.CloudWatchClient,
         sink: Sink, progress: Progress | None = None) -> Outcome:
     """Fetch and write every call not done yet, in order, saving progress after each
-    request. A call whose fetch failed is left for --resume and the others go on; an
-    endpoint that stops accepting stops the backfill (BackfillStopped)."""
+    request. A call whose fetch failed stops the backfill there, for --resume: writing
+    later calls first would put a series' pieces out of time order (promtool drops such
+    samples; a TSDB without an out-of-order window refuses them). An endpoint that stops
+    accepting stops it too (BackfillStopped)."""
     out = Outcome()
     by_key = {t.key: t for t in plan.targets}
     total = len(plan.calls)
@@ -483,7 +534,7 @@ def run(plan: Plan, state: State, store: StateFile, cw: cloudwatch.CloudWatchCli
             out.failed[i] = "; ".join(sorted(set(fetched.failed.values())))
             log.warning("call %d/%d not written: %s; --resume retries it", i + 1, total,
                         out.failed[i])
-            continue
+            break
         series, filled = _series(fetched, by_key)
         out.samples_zero_filled += filled
         sink.write(i, series, state, lambda: store.save(state))

@@ -698,6 +698,8 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
       help="Only this load balancer (AWS name); repeatable. Default: all discovered.")
 @_opt("--namespace", "namespaces", multiple=True, metavar="NS",
       help="Only load balancers owned by objects in this namespace; repeatable.")
+@_opt("--exclude-namespace", "exclude_namespaces", multiple=True, metavar="NS",
+      help="Never objects in this namespace, as for run; repeatable.")
 @_opt("--period", default="60s",
       help="CloudWatch period; 1-minute data is kept 15 days, 5-minute 63 days, 1-hour 455.")
 @_opt("--settle-delay", default="2m", help="Write a period only this long after it ended.")
@@ -711,8 +713,11 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
            "the metrics and zero-fill the backfill started with apply.")
 @_opt("--zero-fill/--no-zero-fill", default=True,
       help="As for run: 0 for a sparse counter's missing datapoint in a period with traffic.")
-@_opt("--state-file", "--checkpoint-file", "state_file", default="lbscrape-backfill.json",
-      metavar="PATH", help="Where progress is kept, for --resume.")
+@_opt("--state-file", default="lbscrape-backfill.json", metavar="PATH",
+      help="Where progress is kept, for --resume; removed when the backfill is complete.")
+@_opt("--checkpoint-file", default=None, metavar="PATH",
+      help="When complete, move this local checkpoint (of 'run --checkpoint-file') to the "
+           "end of the range, so run carries on from there. Never the ConfigMap.")
 @click.option("--resume", is_flag=True, help="Carry on an interrupted backfill from its "
               "state file, without re-sending what it wrote.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (never asked "
@@ -725,9 +730,9 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
       "the clock.")
 def backfill(start: str, end: str, cluster: str, region: str | None, profile: str | None,
              labels: tuple[str, ...], label_from: tuple[str, ...], names: tuple[str, ...],
-             namespaces: tuple[str, ...],
+             namespaces: tuple[str, ...], exclude_namespaces: tuple[str, ...],
              period: str, settle_delay: str, output: str | None, metrics_config: str | None,
-             zero_fill: bool, state_file: str,
+             zero_fill: bool, state_file: str, checkpoint_file: str | None,
              resume: bool, yes: bool, kubeconfig: str | None, context: str | None,
              log_format: str | None, now: str | None, remote_write_url: str | None,
              rw_options: RemoteWriteOptions) -> int:
@@ -735,8 +740,9 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
 
     Prints what it will request from CloudWatch and what that costs, then fetches one
     GetMetricData call at a time and writes it, keeping progress in --state-file: after
-    Ctrl-C or a failure, the same command with --resume carries on. It never moves the
-    CronJob's checkpoint.
+    Ctrl-C or a failure, the same command with --resume carries on (range, load balancers,
+    labels and metrics then come from the state file). It never moves the CronJob's
+    checkpoint.
 
     A live Prometheus takes samples older than about 1h only within its
     storage.tsdb.out_of_order_time_window; for older ranges use --output and promtool.
@@ -773,6 +779,7 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                                   f"{target}; pass the same destination")
         else:
             if store.exists():
+                store.load()  # a file that is no backfill state says so
                 raise ConfigError(f"--state-file: {state_file} holds an unfinished backfill; "
                                   "pass --resume to carry on, or delete it to start over")
             window = backfill_mod.plan_range(
@@ -783,8 +790,12 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
             res = find(owners, session.client("elbv2", config=AWS_CONFIG),
                        session.client("elb", config=AWS_CONFIG), cluster.strip())
             # Labels as `run` writes them; opted-out load balancers are left out.
+            selection = owner_labels.Selection.of(
+                *parse_namespaces(namespaces, exclude_namespaces))
             chosen = owner_labels.plan(owners, res.load_balancers, res.unresolved,
-                                       owner_labels.Selection(), rules)
+                                       selection, rules)
+            for u in chosen.unresolved:
+                log.warning("%s: %s; not backfilled", u.owner, explain(u, session.region_name))
             for p in chosen.problems:
                 log.warning("%s", p)
             lbs = _select(chosen.load_balancers, names, namespaces)
@@ -802,6 +813,8 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                     if reason := catalog.no_fill_reason(t):
                         log.warning("%s", reason)
         plan = backfill_mod.make_plan(state.window, state.targets)
+        if resume:
+            backfill_mod.check_still_kept(plan, state.done, clock)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
 
@@ -848,6 +861,14 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
         click.echo(f"lbscrape: {len(outcome.failed)} calls could not be fetched; run the same "
                    "command with --resume to retry them", err=True)
         return ExitStatus.PARTIAL
+    if checkpoint_file:
+        try:
+            moved = backfill_mod.carry_checkpoint(FileStore(checkpoint_file), state)
+        except LbscrapeError as e:
+            return _fail(e)
+        click.echo(f"checkpoint file {checkpoint_file}: {moved} load balancers continue from "
+                   f"{isotime(state.window.end)}")
+    store.remove()
     if output:
         click.echo(f"wrote {output}; load it with: promtool tsdb create-blocks-from "
                    f"openmetrics {output} <prometheus data dir>")

@@ -200,24 +200,30 @@ def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan],
 
 
 def backfill_command(gap: Window, names: Sequence[str], cfg: RunConfig) -> str:
+    """The `lbscrape backfill` that writes exactly the series this run would have: the
+    same labels, catalog, zero-fill and owner selection."""
     args = ["lbscrape", "backfill", "--cluster", cfg.cluster, "--region", cfg.region,
             "--start", isotime(gap.start), "--end", isotime(gap.end)]
     if gap.period != 60:
         args += ["--period", f"{gap.period}s"]
     for k, v in cfg.static_labels:
         args += ["--label", f"{k}={v}"]
-    # The same catalog and zero-fill, so the gap gets the series its neighbours have.
+    for rule in cfg.label_from:
+        args += ["--label-from", str(rule)]
+    for ns in cfg.namespaces:
+        args += ["--namespace", ns]
+    for ns in cfg.exclude_namespaces:
+        args += ["--exclude-namespace", ns]
+    # The same catalog (the path is the job's: copy the file) and zero-fill.
     if cfg.catalog.source:
         args += ["--metrics-config", cfg.catalog.source]
     if not cfg.zero_fill:
         args += ["--no-zero-fill"]
-    for rule in cfg.label_from:
-        args += ["--label-from", str(rule)]
     if len(names) <= MAX_NAMES_IN_COMMAND:
         for name in names:
             args += ["--load-balancer", name]
-    return shlex.join(args) + " --remote-write-url ... (an endpoint older samples are " \
-        "accepted by: see the README on backfill)"
+    return shlex.join([*args, "--remote-write-url", "URL"]) + \
+        " (an endpoint that accepts older samples: see the README on backfill)"
 
 
 def _record_events(clients: Clients, result: RunResult, now: int,

@@ -195,7 +195,8 @@ def test_checkpoint_conflict_is_merged(scene):
 def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene, tmp_path):
     old = scene.clock - 58 * 60
     scene.run(old, "--initial-lookback", "1m")
-    result = scene.run(scene.clock, "--max-catchup", "20m")
+    result = scene.run(scene.clock, "--max-catchup", "20m", "--exclude-namespace", "kube-system",
+                       "--label-from", "app=job")
     warnings = [e["msg"] for e in logs(result) if e["level"] == "warning"]
     gap_lines = [w for w in warnings if "--max-catchup" in w]
     assert len(gap_lines) == 1  # one line per gap, naming every load balancer in it
@@ -208,9 +209,11 @@ def test_checkpoint_older_than_max_catchup_is_clamped_with_a_warning(scene, tmp_
 
     # The command the warning names fills the gap exactly, once the receiver takes
     # samples older than its newest (an out-of-order window).
-    command = gap_lines[0].split("fill it with: ")[1].split(" --remote-write-url ...")[0]
+    command = gap_lines[0].split("fill it with: ")[1].split(" --remote-write-url URL")[0]
     args = shlex.split(command)
     assert args[:2] == ["lbscrape", "backfill"]
+    assert "--exclude-namespace kube-system --label-from app=job" in command or \
+        "--label-from app=job --exclude-namespace kube-system" in command
     scene.prom.stop()
     scene.prom.ooo_window = "1d"
     scene.prom.start()
