@@ -462,6 +462,11 @@ class OpenMetricsSink:
         self.path = path
         try:
             self.f: IO[bytes] = open(path, "r+b" if resume else "wb")  # noqa: SIM115
+            if resume and os.fstat(self.f.fileno()).st_size < state.file_offset:
+                self.f.close()
+                raise ConfigError(f"--output: {path} is shorter than the backfill wrote; it "
+                                  "was changed since, so delete it and the state file and "
+                                  "start over")
             self.f.truncate(state.file_offset if resume else 0)
             self.f.seek(0, os.SEEK_END)
         except OSError as e:

@@ -469,6 +469,8 @@ def checkpoint_reset(checkpoint_configmap: str | None, checkpoint_file: str | No
 
 
 @cli.command()
+@_opt("--cluster", default="", help="Cluster name, as for run: it settles which load balancer "
+      "an object's tags point at when clusters share an account.")
 @_opt("--region", default=None, help="AWS region (default: the AWS config chain).")
 @_opt("--period", default="60s", help="CloudWatch period; a multiple of 60s.")
 @_opt("--interval", default="1m", help="How often the CronJob runs (its schedule).")
@@ -479,7 +481,8 @@ def checkpoint_reset(checkpoint_configmap: str | None, checkpoint_file: str | No
 @_opt("--context", default=None, help="Kubeconfig context.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def estimate(region: str | None, period: str, interval: str, metrics_config: str | None,
+def estimate(cluster: str, region: str | None, period: str, interval: str,
+             metrics_config: str | None,
              namespaces: tuple[str, ...], exclude_namespaces: tuple[str, ...],
              kubeconfig: str | None, context: str | None, output: str) -> int:
     """What `lbscrape run` costs in GetMetricData for the load balancers it finds now.
@@ -504,7 +507,8 @@ def estimate(region: str | None, period: str, interval: str, metrics_config: str
         session = _aws_session(region)
         lbs = owner_labels.scraped(
             costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG),
-                                 session.client("elb", config=AWS_CONFIG)), selection)
+                                 session.client("elb", config=AWS_CONFIG), cluster.strip()),
+            selection)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
     est = costing.estimate(lbs, period_s, interval_s, catalog)

@@ -18,9 +18,9 @@ PRICE_PER_1000 = 0.01  # USD per 1,000 metrics requested, list price (us-east-1)
 MONTH = 30 * 86400
 
 
-def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient
+def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient, cluster: str = ""
                  ) -> tuple[LoadBalancer, ...]:
-    return find(discover(kube), elbv2, elb).load_balancers
+    return find(discover(kube), elbv2, elb, cluster).load_balancers
 
 
 @dataclass

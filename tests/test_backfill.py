@@ -506,3 +506,12 @@ def test_requests_pack_and_cut_series_deterministically():
     assert [(s.name, x.timestamp_ms) for r in reqs for s in r for x in s.samples] == \
         [(s.name, x.timestamp_ms) for s in series for x in s.samples]
     assert list(backfill.requests(series, 5)) == reqs
+
+
+def test_resume_refuses_an_output_file_shorter_than_it_wrote(tmp_path):
+    out = tmp_path / "a.om"
+    out.write_text("x\n")
+    state = backfill.State(Window(0, 60, 60), (), f"file {out}", file_offset=100)
+    with pytest.raises(ConfigError, match="is shorter than the backfill wrote"):
+        backfill.OpenMetricsSink(str(out), state, True)
+    assert out.read_text() == "x\n"  # not padded with NULs
