@@ -37,7 +37,7 @@ from lbscrape import (
 from lbscrape import backfill as backfill_mod
 from lbscrape import events as events_mod
 from lbscrape.budget import Budget
-from lbscrape.catalog import DEFAULT, KINDS, KNOWN, Catalog
+from lbscrape.catalog import DEFAULT, DIMENSION_SETS, KINDS, KNOWN, Catalog
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
     CheckpointLocation,
@@ -946,9 +946,9 @@ def metrics(metrics_config: str | None, known: bool, output: str) -> int:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"\nsource: {catalog.source or 'the default catalog'}")
     for t in KINDS:
-        reason = catalog.no_fill_reason(t)
-        if reason:
-            click.echo(reason)
+        for dims in DIMENSION_SETS:
+            if reason := catalog.no_fill_reason(t, dims):
+                click.echo(reason)
     return ExitStatus.OK
 
 
@@ -959,14 +959,18 @@ def _catalog(path: str | None) -> Catalog:
 def _catalog_rows(catalog: Catalog, known: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for t, kind in KINDS.items():
-        plan = catalog.fill_plan(t)
         fetched = set()
-        for spec in catalog.specs(t):
-            fetched.add(spec.metric)
-            role = "traffic" if spec == plan.traffic else "yes" if spec in plan.sparse else None
-            rows.append({"type": t, "namespace": kind.namespace, "metric": spec.metric,
-                         "stat": spec.stat, "name": spec.prom_name,
-                         "dimensions": [kind.dimension], "zero_fill": role})
+        for dims in DIMENSION_SETS:
+            plan = catalog.fill_plan(t, dims)
+            cw_dims = [kind.dimension] if dims == "load_balancer" else \
+                ["TargetGroup", kind.dimension]
+            for spec in catalog.specs(t, dims):
+                fetched.add(spec.metric)
+                role = "traffic" if spec == plan.traffic else "yes" if spec in plan.sparse \
+                    else None
+                rows.append({"type": t, "namespace": kind.namespace, "metric": spec.metric,
+                             "stat": spec.stat, "name": spec.prom_name,
+                             "dimensions": cw_dims, "zero_fill": role})
         if known:
             rows += [{"type": t, "namespace": kind.namespace, "metric": m.name, "stat": None,
                       "name": None, "dimensions": list(m.dimensions),
