@@ -57,7 +57,7 @@ from lbscrape.config import (
 from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.kube import make_api_client
 from lbscrape.model import CLASSIC_KEY_PREFIX, LoadBalancer, isotime, parse_isotime
-from lbscrape.resolve import explain, find
+from lbscrape.resolve import explain, find, find_target_groups
 from lbscrape.series import lb_labels
 
 log = logging.getLogger("lbscrape")
@@ -504,7 +504,7 @@ def estimate(region: str | None, period: str, interval: str, metrics_config: str
         session = _aws_session(region)
         lbs = owner_labels.scraped(
             costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG),
-                                 session.client("elb", config=AWS_CONFIG)), selection)
+                                 session.client("elb", config=AWS_CONFIG), catalog), selection)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
     est = costing.estimate(lbs, period_s, interval_s, catalog)
@@ -551,16 +551,19 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         kube, _ = make_api_client(kubeconfig, context)
         session = _aws_session(region)
         owners = discovery.discover_all(kube)
-        res = find(owners, session.client("elbv2", config=AWS_CONFIG),
-                   session.client("elb", config=AWS_CONFIG), cluster)
+        elbv2 = session.client("elbv2", config=AWS_CONFIG)
+        res = find(owners, elbv2, session.client("elb", config=AWS_CONFIG), cluster)
         ends = store.load().ends
+        chosen = owner_labels.plan(owners, res.load_balancers, res.unresolved, selection, rules)
+        # Shown whatever the catalog fetches: which Service each target group serves.
+        lbs = find_target_groups(chosen.load_balancers, elbv2,
+                                 lambda: discovery.target_group_bindings(kube))
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
-    chosen = owner_labels.plan(owners, res.load_balancers, res.unresolved, selection, rules)
     skipped_owners = {o for o, _ in chosen.skipped}
     now = int(time.time())
     rows: list[dict[str, Any]] = []
-    for lb in chosen.load_balancers:
+    for lb in lbs:
         for owner in lb.owners:
             if owner in skipped_owners:
                 continue
@@ -570,7 +573,12 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
                 "load_balancer": lb.dimension, "matched_by": res.matched_by.get(owner),
                 "labels": lb_labels(lb, cluster, session.region_name,
                                     (*static, *chosen.extra_labels(lb))),
-                "lag_seconds": now - ends[lb.key] if lb.key in ends else None})
+                "lag_seconds": now - ends[lb.key] if lb.key in ends else None,
+                "target_groups": [
+                    {"name": tg.name, "target_group": tg.dimension,
+                     "binding": {"namespace": tg.binding.namespace,
+                                 "service": tg.binding.service, "port": tg.binding.port}
+                     if tg.binding else None} for tg in lb.target_groups]})
     skipped = [{"kind": o.kind, "namespace": o.namespace, "name": o.name, "reason": why}
                for o, why in chosen.skipped]
     skipped += [{"kind": o.kind, "namespace": o.namespace, "name": o.name,
@@ -595,6 +603,16 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         widths = [max(len(row[i]) for row in table) for i in range(7)]
         for row in table:
             click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        tgs = [("TARGET GROUP", "LOAD BALANCER", "SERVICE (TargetGroupBinding)")] + [
+            (tg.name, lb.name, f"{tg.binding.namespace}/{tg.binding.service}:{tg.binding.port}"
+             if tg.binding else "-")
+            for lb in lbs if any(o not in skipped_owners for o in lb.owners)
+            for tg in lb.target_groups]
+        if len(tgs) > 1:
+            click.echo("")
+            tw = [max(len(row[i]) for row in tgs) for i in range(3)]
+            for row in tgs:
+                click.echo("  ".join(c.ljust(w) for c, w in zip(row, tw, strict=True)).rstrip())
         for s in skipped:
             click.echo(f"skipped {s['kind']} {s['namespace']}/{s['name']}: {s['reason']}")
         for w in warnings:
@@ -787,20 +805,20 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                                        owner_labels.Selection(), rules)
             for p in chosen.problems:
                 log.warning("%s", p)
-            lbs = _select(chosen.load_balancers, names, namespaces)
+            elbv2 = session.client("elbv2", config=AWS_CONFIG)
+            lbs = find_target_groups(_select(chosen.load_balancers, names, namespaces), elbv2,
+                                     lambda: discovery.target_group_bindings(kube),
+                                     catalog.has_target_groups)
             state = backfill_mod.State(window, tuple(
-                backfill_mod.Target(lb.key, lb.name, ((KINDS[lb.type].dimension, lb.dimension),),
-                                    tuple(sorted(lb_labels(lb, cluster.strip(),
-                                                           session.region_name,
-                                                           (*static, *chosen.extra_labels(lb))
-                                                           ).items())),
-                                    catalog.specs(lb.type),
-                                    catalog.fill_plan(lb.type) if zero_fill else None)
-                for lb in lbs), target)
+                t for lb in lbs for t in backfill_mod.targets_of(
+                    lb, catalog, lb_labels(lb, cluster.strip(), session.region_name,
+                                           (*static, *chosen.extra_labels(lb))), zero_fill)),
+                target)
             if zero_fill:
                 for t in sorted({lb.type for lb in lbs}):
-                    if reason := catalog.no_fill_reason(t):
-                        log.warning("%s", reason)
+                    for dims in DIMENSION_SETS:
+                        if reason := catalog.no_fill_reason(t, dims):
+                            log.warning("%s", reason)
         plan = backfill_mod.make_plan(state.window, state.targets)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
