@@ -21,13 +21,22 @@ from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from lbscrape import cloudwatch, remote_write
-from lbscrape.catalog import FillPlan
+from lbscrape.catalog import KINDS, Catalog, FillPlan
 from lbscrape.checkpoint import FileStore
 from lbscrape.config import parse_duration
 from lbscrape.costing import PRICE_PER_1000
 from lbscrape.errors import ConfigError, LbscrapeError, RemoteWriteError
-from lbscrape.model import Labels, MetricSpec, Sample, Series, Window, isotime, parse_isotime
-from lbscrape.series import selector, zero_fill
+from lbscrape.model import (
+    Labels,
+    LoadBalancer,
+    MetricSpec,
+    Sample,
+    Series,
+    Window,
+    isotime,
+    parse_isotime,
+)
+from lbscrape.series import selector, target_dimensions, tg_labels, zero_fill
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,7 @@ DAY = 86400
 # GetMetricData's rule: a start less than 15 days ago takes any multiple of 60 s, up to
 # 63 days ago a multiple of 300 s, up to 455 days ago a multiple of 3600 s.
 RETENTION = ((60, 15 * DAY), (300, 63 * DAY), (3600, 455 * DAY))
+TG_KEY_SEPARATOR = "|"  # a target group's target key: "<load balancer key>|<TargetGroup>"
 STATE_FORMAT = 2  # 2: partial progress counted in samples
 # Refusals that mean "older than this TSDB takes", not "this sample is wrong": every
 # later sample of the backfill would get the same answer, so stop and say what to change.
@@ -119,7 +129,10 @@ def _span(period: int) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """One load balancer to backfill, with everything needed to write it."""
+    """One load balancer, or one of its target groups, to backfill, with everything needed
+    to write it. A target group's key is `<lb key>|<TargetGroup>`; its name is its load
+    balancer's (the state file format is the same: a target group is a Target with one
+    more dimension and label)."""
 
     key: str
     name: str
@@ -129,6 +142,26 @@ class Target:
     specs: tuple[MetricSpec, ...]
     fill: FillPlan | None = None
     """Zero-fill of its sparse counters (specs among `specs`); None with --no-zero-fill."""
+
+
+def targets_of(lb: LoadBalancer, catalog: Catalog, labels: dict[str, str],
+               zero_fill: bool) -> list[Target]:
+    """The load balancer's Target and one per target group, labelled as `run` labels them."""
+    out = [Target(lb.key, lb.name, ((KINDS[lb.type].dimension, lb.dimension),),
+                  tuple(sorted(labels.items())), catalog.specs(lb.type),
+                  catalog.fill_plan(lb.type) if zero_fill else None)]
+    tg_specs = catalog.specs(lb.type, "target_group")
+    if tg_specs:
+        out += [Target(f"{lb.key}{TG_KEY_SEPARATOR}{tg.dimension}", lb.name,
+                       target_dimensions(lb, tg), tuple(sorted(tg_labels(labels, tg).items())),
+                       tg_specs,
+                       catalog.fill_plan(lb.type, "target_group") if zero_fill else None)
+                for tg in lb.target_groups]
+    return out
+
+
+def _is_tg(t: Target) -> bool:
+    return any(name == "TargetGroup" for name, _ in t.dimensions)
 
 
 @dataclass(frozen=True)
@@ -202,16 +235,18 @@ def _call(window: Window, pairs: Sequence[tuple[Target, MetricSpec]]) -> cloudwa
 
 def describe(plan: Plan) -> list[str]:
     w = plan.window
-    filled = sum(1 for t in plan.targets if _fills(t))
+    lbs = [t for t in plan.targets if not _is_tg(t)]
+    tgs = len(plan.targets) - len(lbs)
+    filled = sum(1 for t in lbs if _fills(t))
     return [
         f"backfill {isotime(w.start)}..{isotime(w.end)} ({w.periods} periods of {w.period}s) "
-        f"for {len(plan.targets)} load balancers: "
-        + ", ".join(sorted(t.name for t in plan.targets)),
+        f"for {len(lbs)} load balancers{f' and {tgs} of their target groups' if tgs else ''}: "
+        + ", ".join(sorted(t.name for t in lbs)),
         f"GetMetricData: {len(plan.calls)} calls, {plan.metrics_requested} metrics requested, "
         f"up to {plan.datapoints:,} datapoints",
         f"estimated cost: ${plan.dollars:.4f} (assuming the list price of "
         f"${PRICE_PER_1000} per 1,000 metrics requested; check your region's price)",
-        f"zero-fill: sparse counters of {filled} of {len(plan.targets)} load balancers get 0 "
+        f"zero-fill: sparse counters of {filled} of {len(lbs)} load balancers get 0 "
         "in periods with traffic" if filled else "zero-fill: off",
     ]
 
@@ -234,8 +269,10 @@ def carry_checkpoint(store: FileStore, state: State) -> int:
     from there. One that ends before the range start keeps its place: moving it would
     hide the gap between from run's catch-up."""
     current = store.load()
-    updates = {t.key: state.window.end for t in state.targets
-               if current.ends.get(t.key, state.window.start) >= state.window.start}
+    # A target group's target shares its load balancer's checkpoint (key "LB|TG").
+    lbs = {t.key.split(TG_KEY_SEPARATOR)[0] for t in state.targets}
+    updates = {key: state.window.end for key in sorted(lbs)
+               if current.ends.get(key, state.window.start) >= state.window.start}
     if updates:
         store.save(current, updates)
     return len(updates)

@@ -20,15 +20,18 @@ from lbscrape.model import LbType, MetricSpec
 
 DimensionSet = Literal["load_balancer", "target_group"]
 """Which CloudWatch dimensions a metric is fetched with: the load balancer's own (LoadBalancer,
-or LoadBalancerName for a Classic ELB), or TargetGroup with LoadBalancer. Only load_balancer
-is fetched today; target_group is recorded so a later change can add it."""
+or LoadBalancerName for a Classic ELB), or TargetGroup with LoadBalancer: one series set per
+target group of an ALB or NLB, named with the kind's prefix and `_tg` (alb_tg_..., nlb_tg_...)
+so that a sum over a load balancer's series never adds its target groups' on top."""
+DIMENSION_SETS: tuple[DimensionSet, ...] = ("load_balancer", "target_group")
 
 
 @dataclass(frozen=True)
 class LbKind:
     namespace: str
     prefix: str
-    """Start of every Prometheus name of this kind: alb_, nlb_, elb_."""
+    """Start of every Prometheus name of this kind: alb_, nlb_, elb_ (and alb_tg_, nlb_tg_
+    for the per-target-group series)."""
     dimension: str
     """The CloudWatch dimension that names one load balancer of this kind."""
     traffic: str
@@ -127,8 +130,9 @@ class Entry:
     dimensions: DimensionSet = "load_balancer"
 
 
-def _entries(*lines: tuple[str, str]) -> tuple[Entry, ...]:
-    return tuple(Entry(metric, tuple(stats.split())) for metric, stats in lines)
+def _entries(*lines: tuple[str, str], dimensions: DimensionSet = "load_balancer"
+             ) -> tuple[Entry, ...]:
+    return tuple(Entry(metric, tuple(stats.split()), dimensions) for metric, stats in lines)
 
 
 DEFAULT_CATALOG: dict[LbType, tuple[Entry, ...]] = {
@@ -147,6 +151,20 @@ DEFAULT_CATALOG: dict[LbType, tuple[Entry, ...]] = {
         ("RejectedConnectionCount", "Sum"),
         ("ProcessedBytes", "Sum"),
         ("ConsumedLCUs", "Average"),
+    ) + _entries(
+        # Per target group: what lets a team see its own Service behind a shared ALB.
+        # RequestCount first: it is the zero-fill traffic metric of the TG's counters.
+        ("RequestCount", "Sum"),
+        ("RequestCountPerTarget", "Sum"),  # AWS: only Sum is meaningful
+        ("HTTPCode_Target_2XX_Count", "Sum"),
+        ("HTTPCode_Target_3XX_Count", "Sum"),
+        ("HTTPCode_Target_4XX_Count", "Sum"),
+        ("HTTPCode_Target_5XX_Count", "Sum"),
+        ("TargetResponseTime", "Average"),
+        ("TargetConnectionErrorCount", "Sum"),
+        ("HealthyHostCount", "Average"),
+        ("UnHealthyHostCount", "Average"),
+        dimensions="target_group",
     ),
     "network": _entries(
         ("ActiveFlowCount", "Average"),
@@ -158,6 +176,10 @@ DEFAULT_CATALOG: dict[LbType, tuple[Entry, ...]] = {
         ("ClientTLSNegotiationErrorCount", "Sum"),
         ("TargetTLSNegotiationErrorCount", "Sum"),
         ("ConsumedLCUs", "Average"),
+    ) + _entries(
+        ("HealthyHostCount", "Average"),
+        ("UnHealthyHostCount", "Average"),
+        dimensions="target_group",
     ),
     # Classic ELBs have no target groups: their health counts are per load balancer, the
     # only health signal there is, so they are in the defaults.
@@ -222,8 +244,10 @@ def snake_case(metric: str) -> str:
     return "_".join(words).lower()
 
 
-def prom_name(lb_type: LbType, metric: str, stat: str) -> str:
-    return f"{KINDS[lb_type].prefix}_{snake_case(metric)}_{stat_suffix(stat)}"
+def prom_name(lb_type: LbType, metric: str, stat: str,
+              dimensions: DimensionSet = "load_balancer") -> str:
+    prefix = KINDS[lb_type].prefix + ("_tg" if dimensions == "target_group" else "")
+    return f"{prefix}_{snake_case(metric)}_{stat_suffix(stat)}"
 
 
 @dataclass(frozen=True)
@@ -247,13 +271,22 @@ class Catalog:
               ) -> tuple[MetricSpec, ...]:
         ns = KINDS[lb_type].namespace
         return tuple(
-            MetricSpec(ns, e.metric, stat, prom_name(lb_type, e.metric, stat))
+            MetricSpec(ns, e.metric, stat, prom_name(lb_type, e.metric, stat, dimensions))
             for e in self.entries.get(lb_type, ()) if e.dimensions == dimensions
             for stat in e.stats
         )
 
-    def fill_plan(self, lb_type: LbType) -> FillPlan:
-        specs = self.specs(lb_type)
+    def has_target_groups(self, lb_type: LbType) -> bool:
+        """Whether this type fetches anything per target group (never for classic)."""
+        return any(e.dimensions == "target_group" for e in self.entries.get(lb_type, ()))
+
+    def fill_plan(self, lb_type: LbType, dimensions: DimensionSet = "load_balancer"
+                  ) -> FillPlan:
+        """Per series set: a target group's counters are filled from its own traffic
+        metric (an ALB target group's RequestCount), never from the load balancer's, which
+        says nothing of which group the requests went to. An NLB target group publishes no
+        flow count, so nothing of it is filled (its defaults are gauges anyway)."""
+        specs = self.specs(lb_type, dimensions)
         traffic = KINDS[lb_type].traffic
         known = KNOWN[lb_type]
         return FillPlan(
@@ -262,15 +295,18 @@ class Catalog:
                          and s.stat in ZERO_OVER_NOTHING),
         )
 
-    def no_fill_reason(self, lb_type: LbType) -> str | None:
+    def no_fill_reason(self, lb_type: LbType, dimensions: DimensionSet = "load_balancer"
+                       ) -> str | None:
         """Why zero-fill cannot apply to this type although it has sparse counters: its
         traffic metric is not fetched. None when it can (or there is nothing to fill)."""
-        plan = self.fill_plan(lb_type)
+        plan = self.fill_plan(lb_type, dimensions)
         if plan.traffic is not None or not plan.sparse:
             return None
         kind = KINDS[lb_type]
-        return (f"zero-fill: {kind.traffic} Sum is not in the {lb_type} catalog (dropped by "
-                f"--metrics-config), so sparse counters of {kind.title}s are not zero-filled; "
+        what, whose = (f"{kind.traffic} Sum per target group", f"{kind.title} target groups") \
+            if dimensions == "target_group" else (f"{kind.traffic} Sum", f"{kind.title}s")
+        return (f"zero-fill: {what} is not in the {lb_type} catalog (dropped by "
+                f"--metrics-config), so sparse counters of {whose} are not zero-filled; "
                 "keep it to have quiet periods written as 0")
 
 

@@ -37,7 +37,7 @@ from lbscrape import (
 from lbscrape import backfill as backfill_mod
 from lbscrape import events as events_mod
 from lbscrape.budget import Budget
-from lbscrape.catalog import DEFAULT, KINDS, KNOWN, Catalog
+from lbscrape.catalog import DEFAULT, DIMENSION_SETS, KINDS, KNOWN, Catalog
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
 from lbscrape.config import (
     CheckpointLocation,
@@ -57,7 +57,7 @@ from lbscrape.config import (
 from lbscrape.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.kube import make_api_client
 from lbscrape.model import CLASSIC_KEY_PREFIX, LoadBalancer, isotime, parse_isotime
-from lbscrape.resolve import explain, find
+from lbscrape.resolve import explain, find, find_target_groups
 from lbscrape.series import lb_labels
 
 log = logging.getLogger("lbscrape")
@@ -507,7 +507,8 @@ def estimate(cluster: str, region: str | None, period: str, interval: str,
         session = _aws_session(region)
         lbs = owner_labels.scraped(
             costing.discover_lbs(kube, session.client("elbv2", config=AWS_CONFIG),
-                                 session.client("elb", config=AWS_CONFIG), cluster.strip()),
+                                 session.client("elb", config=AWS_CONFIG), catalog,
+                                 cluster.strip()),
             selection)
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
@@ -555,16 +556,19 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         kube, _ = make_api_client(kubeconfig, context)
         session = _aws_session(region)
         owners = discovery.discover_all(kube)
-        res = find(owners, session.client("elbv2", config=AWS_CONFIG),
-                   session.client("elb", config=AWS_CONFIG), cluster)
+        elbv2 = session.client("elbv2", config=AWS_CONFIG)
+        res = find(owners, elbv2, session.client("elb", config=AWS_CONFIG), cluster)
         ends = store.load().ends
+        chosen = owner_labels.plan(owners, res.load_balancers, res.unresolved, selection, rules)
+        # Shown whatever the catalog fetches: which Service each target group serves.
+        lbs = find_target_groups(chosen.load_balancers, elbv2,
+                                 lambda: discovery.target_group_bindings(kube))
     except (LbscrapeError, BotoCoreError) as e:
         return _fail(e)
-    chosen = owner_labels.plan(owners, res.load_balancers, res.unresolved, selection, rules)
     skipped_owners = {o for o, _ in chosen.skipped}
     now = int(time.time())
     rows: list[dict[str, Any]] = []
-    for lb in chosen.load_balancers:
+    for lb in lbs:
         for owner in lb.owners:
             if owner in skipped_owners:
                 continue
@@ -574,7 +578,12 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
                 "load_balancer": lb.dimension, "matched_by": res.matched_by.get(owner),
                 "labels": lb_labels(lb, cluster, session.region_name,
                                     (*static, *chosen.extra_labels(lb))),
-                "lag_seconds": now - ends[lb.key] if lb.key in ends else None})
+                "lag_seconds": now - ends[lb.key] if lb.key in ends else None,
+                "target_groups": [
+                    {"name": tg.name, "target_group": tg.dimension,
+                     "binding": {"namespace": tg.binding.namespace,
+                                 "service": tg.binding.service, "port": tg.binding.port}
+                     if tg.binding else None} for tg in lb.target_groups]})
     skipped = [{"kind": o.kind, "namespace": o.namespace, "name": o.name, "reason": why}
                for o, why in chosen.skipped]
     skipped += [{"kind": o.kind, "namespace": o.namespace, "name": o.name,
@@ -599,6 +608,16 @@ def discover(cluster: str, region: str | None, labels: tuple[str, ...],
         widths = [max(len(row[i]) for row in table) for i in range(7)]
         for row in table:
             click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        tgs = [("TARGET GROUP", "LOAD BALANCER", "SERVICE (TargetGroupBinding)")] + [
+            (tg.name, lb.name, f"{tg.binding.namespace}/{tg.binding.service}:{tg.binding.port}"
+             if tg.binding else "-")
+            for lb in lbs if any(o not in skipped_owners for o in lb.owners)
+            for tg in lb.target_groups]
+        if len(tgs) > 1:
+            click.echo("")
+            tw = [max(len(row[i]) for row in tgs) for i in range(3)]
+            for row in tgs:
+                click.echo("  ".join(c.ljust(w) for c, w in zip(row, tw, strict=True)).rstrip())
         for s in skipped:
             click.echo(f"skipped {s['kind']} {s['namespace']}/{s['name']}: {s['reason']}")
         for w in warnings:
@@ -802,20 +821,20 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                 log.warning("%s: %s; not backfilled", u.owner, explain(u, session.region_name))
             for p in chosen.problems:
                 log.warning("%s", p)
-            lbs = _select(chosen.load_balancers, names, namespaces)
+            elbv2 = session.client("elbv2", config=AWS_CONFIG)
+            lbs = find_target_groups(_select(chosen.load_balancers, names, namespaces), elbv2,
+                                     lambda: discovery.target_group_bindings(kube),
+                                     catalog.has_target_groups)
             state = backfill_mod.State(window, tuple(
-                backfill_mod.Target(lb.key, lb.name, ((KINDS[lb.type].dimension, lb.dimension),),
-                                    tuple(sorted(lb_labels(lb, cluster.strip(),
-                                                           session.region_name,
-                                                           (*static, *chosen.extra_labels(lb))
-                                                           ).items())),
-                                    catalog.specs(lb.type),
-                                    catalog.fill_plan(lb.type) if zero_fill else None)
-                for lb in lbs), target)
+                t for lb in lbs for t in backfill_mod.targets_of(
+                    lb, catalog, lb_labels(lb, cluster.strip(), session.region_name,
+                                           (*static, *chosen.extra_labels(lb))), zero_fill)),
+                target)
             if zero_fill:
                 for t in sorted({lb.type for lb in lbs}):
-                    if reason := catalog.no_fill_reason(t):
-                        log.warning("%s", reason)
+                    for dims in DIMENSION_SETS:
+                        if reason := catalog.no_fill_reason(t, dims):
+                            log.warning("%s", reason)
         plan = backfill_mod.make_plan(state.window, state.targets)
         if resume:
             backfill_mod.check_still_kept(plan, state.done, clock)
@@ -971,9 +990,9 @@ def metrics(metrics_config: str | None, known: bool, output: str) -> int:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"\nsource: {catalog.source or 'the default catalog'}")
     for t in KINDS:
-        reason = catalog.no_fill_reason(t)
-        if reason:
-            click.echo(reason)
+        for dims in DIMENSION_SETS:
+            if reason := catalog.no_fill_reason(t, dims):
+                click.echo(reason)
     return ExitStatus.OK
 
 
@@ -984,14 +1003,18 @@ def _catalog(path: str | None) -> Catalog:
 def _catalog_rows(catalog: Catalog, known: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for t, kind in KINDS.items():
-        plan = catalog.fill_plan(t)
         fetched = set()
-        for spec in catalog.specs(t):
-            fetched.add(spec.metric)
-            role = "traffic" if spec == plan.traffic else "yes" if spec in plan.sparse else None
-            rows.append({"type": t, "namespace": kind.namespace, "metric": spec.metric,
-                         "stat": spec.stat, "name": spec.prom_name,
-                         "dimensions": [kind.dimension], "zero_fill": role})
+        for dims in DIMENSION_SETS:
+            plan = catalog.fill_plan(t, dims)
+            cw_dims = [kind.dimension] if dims == "load_balancer" else \
+                ["TargetGroup", kind.dimension]
+            for spec in catalog.specs(t, dims):
+                fetched.add(spec.metric)
+                role = "traffic" if spec == plan.traffic else "yes" if spec in plan.sparse \
+                    else None
+                rows.append({"type": t, "namespace": kind.namespace, "metric": spec.metric,
+                             "stat": spec.stat, "name": spec.prom_name,
+                             "dimensions": cw_dims, "zero_fill": role})
         if known:
             rows += [{"type": t, "namespace": kind.namespace, "metric": m.name, "stat": None,
                       "name": None, "dimensions": list(m.dimensions),

@@ -41,12 +41,15 @@ class CloudWatchClient(Protocol):
 
 @dataclass(frozen=True)
 class FetchTarget:
-    """Everything to fetch for one load balancer."""
+    """Everything to fetch for one load balancer, or for one of its target groups."""
 
     lb_key: str
+    """The load balancer it belongs to: a failure fails that load balancer."""
     dimensions: tuple[tuple[str, str], ...]
     window: Window
     specs: tuple[MetricSpec, ...]
+    target_group: str = ""
+    """The target group's dimension value; "" for the load balancer's own metrics."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Query:
     lb_key: str
     dimensions: tuple[tuple[str, str], ...]
     spec: MetricSpec
+    target_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,8 @@ def plan_calls(targets: Iterable[FetchTarget], max_queries: int = MAX_QUERIES_PE
             for i in range(0, len(pairs), per_call):
                 chunk = pairs[i : i + per_call]
                 queries = tuple(
-                    Query(f"q{n}", t.lb_key, t.dimensions, s) for n, (t, s) in enumerate(chunk)
+                    Query(f"q{n}", t.lb_key, t.dimensions, s, t.target_group)
+                    for n, (t, s) in enumerate(chunk)
                 )
                 calls.append(Call(piece, queries))
     return calls
@@ -123,6 +128,8 @@ def plan_calls(targets: Iterable[FetchTarget], max_queries: int = MAX_QUERIES_PE
 class FetchResult:
     samples: dict[tuple[str, MetricSpec], list[Sample]] = field(default_factory=dict)
     """(lb_key, spec) -> samples in time order, all inside the call's window."""
+    tg_samples: dict[tuple[str, str, MetricSpec], list[Sample]] = field(default_factory=dict)
+    """(lb_key, target group, spec) -> samples, of the queries with a target group."""
     failed: dict[str, str] = field(default_factory=dict)
     """lb_key -> why its data is incomplete this run."""
     calls: int = 0
@@ -197,7 +204,10 @@ def _fetch_call(client: CloudWatchClient, call: Call, result: FetchResult, budge
             for ts, v in sorted(points[qid].items())
             if w.start <= ts < w.end and (ts - w.start) % w.period == 0
         ]
-        result.samples.setdefault((q.lb_key, q.spec), []).extend(samples)
+        if q.target_group:
+            result.tg_samples.setdefault((q.lb_key, q.target_group, q.spec), []).extend(samples)
+        else:
+            result.samples.setdefault((q.lb_key, q.spec), []).extend(samples)
 
 
 def _fail_all(call: Call, result: FetchResult, reason: str) -> None:

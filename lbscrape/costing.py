@@ -9,18 +9,21 @@ from typing import Any
 from kubernetes import client as k8s
 
 from lbscrape.catalog import DEFAULT, KINDS, Catalog
-from lbscrape.cloudwatch import FetchTarget, plan_calls
-from lbscrape.discovery import discover
+from lbscrape.cloudwatch import plan_calls
+from lbscrape.discovery import discover, target_group_bindings
 from lbscrape.model import LoadBalancer, Window
-from lbscrape.resolve import ElbClient, find
+from lbscrape.pipeline import fetch_targets
+from lbscrape.resolve import ElbClient, find, find_target_groups
 
 PRICE_PER_1000 = 0.01  # USD per 1,000 metrics requested, list price (us-east-1)
 MONTH = 30 * 86400
 
 
-def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient, cluster: str = ""
-                 ) -> tuple[LoadBalancer, ...]:
-    return find(discover(kube), elbv2, elb, cluster).load_balancers
+def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient,
+                 catalog: Catalog = DEFAULT, cluster: str = "") -> tuple[LoadBalancer, ...]:
+    """The load balancers, with their target groups when the catalog fetches those."""
+    return find_target_groups(find(discover(kube), elbv2, elb, cluster).load_balancers, elbv2,
+                              lambda: target_group_bindings(kube), catalog.has_target_groups)
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Estimate:
     metrics_per_run: int = 0
     fetching_runs_per_month: int = 0
     lbs: Counter[str] = field(default_factory=Counter)
+    target_groups: Counter[str] = field(default_factory=Counter)
+    """prefix (alb_tg, nlb_tg) -> target groups whose metrics are fetched."""
     by_metric: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(prefix, prometheus name) -> metrics requested per run."""
 
@@ -48,6 +53,7 @@ class Estimate:
                           "a 30-day month",
             "interval_seconds": self.interval, "period_seconds": self.period,
             "load_balancers": dict(self.lbs),
+            "target_groups": dict(self.target_groups),
             "per_run": {"get_metric_data_calls": self.calls_per_run,
                         "metrics_requested": self.metrics_per_run},
             "per_month": {"fetching_runs": runs,
@@ -62,8 +68,9 @@ class Estimate:
     def lines(self) -> list[str]:
         d = self.as_dict()
         found = ", ".join(f"{n} {t}" for t, n in sorted(self.lbs.items())) or "none"
+        tgs = ", ".join(f"{n} {t}" for t, n in sorted(self.target_groups.items())) or "none"
         out = [
-            f"load balancers: {found}",
+            f"load balancers: {found}; target groups: {tgs}",
             f"per run (every {self.interval}s, period {self.period}s): "
             f"{self.calls_per_run} GetMetricData calls, {self.metrics_per_run} metrics requested",
             f"per month ({d['per_month']['fetching_runs']:,} runs that fetch): "
@@ -86,9 +93,8 @@ def estimate(lbs: tuple[LoadBalancer, ...], period: int, interval: int,
     """Steady state: each fetching run asks for the periods settled since the last one."""
     step = max(interval, period)
     span = -(-step // period) * period
-    targets = [FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
-                           Window(0, span, period), catalog.specs(lb.type)) for lb in lbs]
-    calls = plan_calls(targets)
+    calls = plan_calls(fetch_targets(lbs, catalog, {lb.key: Window(0, span, period)
+                                                     for lb in lbs}))
     est = Estimate(period, interval, calls_per_run=len(calls),
                    metrics_per_run=sum(len(c.queries) for c in calls),
                    fetching_runs_per_month=MONTH // step)
@@ -96,4 +102,10 @@ def estimate(lbs: tuple[LoadBalancer, ...], period: int, interval: int,
         est.lbs[KINDS[lb.type].prefix] += 1
         for spec in catalog.specs(lb.type):
             est.by_metric[(KINDS[lb.type].prefix, spec.prom_name)] += 1
+        tg_specs = catalog.specs(lb.type, "target_group")
+        if lb.target_groups and tg_specs:
+            prefix = f"{KINDS[lb.type].prefix}_tg"
+            est.target_groups[prefix] += len(lb.target_groups)
+            for spec in tg_specs:
+                est.by_metric[(prefix, spec.prom_name)] += len(lb.target_groups)
     return est

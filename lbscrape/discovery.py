@@ -14,8 +14,9 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from lbscrape.errors import KubeError
 from lbscrape.kube import call_api
-from lbscrape.model import LbType, Owner
+from lbscrape.model import Binding, LbType, Owner
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ NLB_NAME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-name"
 LBC_NLB_TYPES = frozenset({"external", "nlb-ip"})  # the AWS Load Balancer Controller's
 IN_TREE_NLB_TYPE = "nlb"  # the in-tree controller's NLB; any other value is a classic ELB
 PAGE_SIZE = 500
+TGB_GROUP, TGB_VERSION, TGB_PLURAL = "elbv2.k8s.aws", "v1beta1", "targetgroupbindings"
 
 
 def discover(api: k8s.ApiClient) -> list[Owner]:
@@ -131,3 +133,54 @@ def _paged(list_fn: Callable[..., Any], what: str) -> Iterator[Any]:
         token = page.metadata._continue if page.metadata else None
         if not token:
             return
+
+
+def target_group_bindings(api: k8s.ApiClient) -> dict[str, Binding]:
+    """TargetGroupBindings of all namespaces, by target group ARN: the Service each
+    target group sends to. A cluster without the CRD (404) has none; that is normal (no
+    AWS Load Balancer Controller, or an old one), so it is only a debug line. A target
+    group that several bindings name with different Services gets none of them: any one
+    would label the others' traffic wrongly."""
+    custom = k8s.CustomObjectsApi(api)
+    what = f"list {TGB_PLURAL}.{TGB_GROUP}"
+    found: dict[str, set[Binding]] = {}
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": PAGE_SIZE}
+        if token:
+            kwargs["_continue"] = token
+        try:
+            page: Any = call_api(what, custom.list_cluster_custom_object, TGB_GROUP,
+                                 TGB_VERSION, TGB_PLURAL, **kwargs)
+        except KubeError as e:
+            if e.status == 404:
+                log.debug("%s: not found (404): no TargetGroupBinding CRD in this cluster; "
+                          "target groups get no target_* labels", what)
+                return {}
+            raise
+        for item in page.get("items") or []:
+            arn, binding = _binding(item)
+            if arn and binding:
+                found.setdefault(arn, set()).add(binding)
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            break
+    out = {}
+    for arn, bs in found.items():
+        if len(bs) == 1:
+            out[arn] = bs.pop()
+        else:
+            log.warning("target group %s is bound by %d TargetGroupBindings to different "
+                        "Services (%s); its series get no target_* labels", arn, len(bs),
+                        ", ".join(sorted(f"{b.namespace}/{b.service}:{b.port}" for b in bs)))
+    return out
+
+
+def _binding(obj: Mapping[str, Any]) -> tuple[str, Binding | None]:
+    md = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    ref = spec.get("serviceRef") or {}
+    arn, name, port = spec.get("targetGroupARN"), ref.get("name"), ref.get("port")
+    if not arn or not name or port is None or port == "":
+        return "", None
+    return str(arn), Binding(str(md.get("namespace", "")), str(name), str(port))

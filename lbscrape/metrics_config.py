@@ -1,14 +1,20 @@
 """--metrics-config: tailor the metric catalog with a YAML or JSON file.
 
 Per load balancer type, `drop` removes metrics (or some of their statistics) from the
-default catalog and `add` appends metrics and statistics, percentiles included:
+default catalog and `add` appends metrics and statistics, percentiles included. `per`
+says whether an entry is the load balancer's metric or its target groups' (default: per
+load balancer when CloudWatch publishes the metric so, else per target group):
 
     application:
       add:
         - metric: TargetResponseTime
           stats: [p99, p99.9]
+        - metric: TargetResponseTime
+          per: target_group
+          stats: [p99]
       drop:
         - metric: ConsumedLCUs
+        - metric: RequestCountPerTarget   # only per target group
 
 The whole file is checked before anything is fetched. An error is one ConfigError line
 naming the file, the entry (`application.add[1].stats[0]`) and what to do.
@@ -26,10 +32,12 @@ import yaml
 
 from lbscrape.catalog import (
     DEFAULT,
+    DIMENSION_SETS,
     KINDS,
     KNOWN,
     STAT_SUFFIX,
     Catalog,
+    DimensionSet,
     Entry,
     parse_stat,
     prom_name,
@@ -143,58 +151,80 @@ def _tailor_kind(kind: LbType, section: Any, base: tuple[Entry, ...], err: _Wher
         return base
     section = _mapping(section, kind, (), ("add", "drop"), err)
     entries = list(base)
-    dropped: dict[tuple[str, str], str] = {}
+    dropped: dict[tuple[str, DimensionSet, str], str] = {}
     for i, item in enumerate(_list(section.get("drop"), f"{kind}.drop", err)):
         where = f"{kind}.drop[{i}]"
-        d = _mapping(item, where, ("metric",), ("stats",), err)
+        d = _mapping(item, where, ("metric",), ("stats", "per"), err)
         metric = _metric(d["metric"], kind, f"{where}.metric", err)
-        has = [s for e in entries if e.metric == metric for s in e.stats]
+        per = _per(d.get("per"), kind, metric, where, err)
+        has = [s for e in entries if (e.metric, e.dimensions) == (metric, per) for s in e.stats]
+        catalog = f"{kind} catalog{_PER_TEXT[per]}"
         if "stats" in d:
             stats = _stats(d["stats"], f"{where}.stats", err)
         else:
             stats = [(f"{where}.metric", s) for s in has]
         if not has and "stats" not in d:
-            gone = [w for (m, _), w in dropped.items() if m == metric]
-            err.fail(f"{where}.metric", f"{metric} is not in the {kind} catalog"
+            gone = [w for (m, p, _), w in dropped.items() if (m, p) == (metric, per)]
+            err.fail(f"{where}.metric", f"{metric} is not in the {catalog}"
                      + (f" (already dropped by {gone[0]})" if gone else "")
                      + "; nothing to drop (see `lbscrape metrics`)")
         for w, stat in stats:
             if stat not in has:
-                before = dropped.get((metric, stat))
-                err.fail(w, f"{metric} {stat} is not in the {kind} catalog"
+                before = dropped.get((metric, per, stat))
+                err.fail(w, f"{metric} {stat} is not in the {catalog}"
                          + (f" (already dropped by {before})" if before else
                             f" ({metric} has: {', '.join(has)})" if has else "")
                          + "; nothing to drop")
-            dropped[(metric, stat)] = where
+            dropped[(metric, per, stat)] = where
             has.remove(stat)
         gone_stats = {stat for _, stat in stats}
         entries = [replace(e, stats=tuple(s for s in e.stats if s not in gone_stats))
-                   if e.metric == metric else e for e in entries]
+                   if (e.metric, e.dimensions) == (metric, per) else e for e in entries]
         entries = [e for e in entries if e.stats]
 
-    names: dict[str, str | None] = {prom_name(kind, e.metric, s): None
+    names: dict[str, str | None] = {prom_name(kind, e.metric, s, e.dimensions): None
                                     for e in entries for s in e.stats}
     for i, item in enumerate(_list(section.get("add"), f"{kind}.add", err)):
         where = f"{kind}.add[{i}]"
-        d = _mapping(item, where, ("metric", "stats"), (), err)
+        d = _mapping(item, where, ("metric", "stats"), ("per",), err)
         metric = _metric(d["metric"], kind, f"{where}.metric", err)
-        if "load_balancer" not in KNOWN[kind][metric].dimensions:
-            err.fail(f"{where}.metric", f"{metric} is published only per target group, and "
-                     "lbscrape fetches per load balancer; remove it")
+        per = _per(d.get("per"), kind, metric, where, err)
         stats = _stats(d["stats"], f"{where}.stats", err)
         if not stats:
             err.fail(f"{where}.stats", "is empty; list at least one statistic, e.g. [Sum]")
         for w, stat in stats:
-            name = prom_name(kind, metric, stat)
+            name = prom_name(kind, metric, stat, per)
             if name in names:
                 other = names[name]
-                err.fail(w, f"{metric} {stat} is already in the {kind} catalog (as {name}); "
+                err.fail(w, f"{metric} {stat} is already in the {kind} catalog"
+                         f"{_PER_TEXT[per]} (as {name}); "
                          "remove it here" if other is None else
                          f"{metric} {stat} would be written as {name}, as {other} already "
                          "is; remove one of them")
             names[name] = w
-        entries.append(Entry(metric, tuple(stat for _, stat in stats)))
+        entries.append(Entry(metric, tuple(stat for _, stat in stats), per))
     return tuple(entries)
+
+
+_PER_TEXT: dict[DimensionSet, str] = {"load_balancer": "", "target_group": " per target group"}
+
+
+def _per(value: Any, kind: LbType, metric: str, where: str, err: _Where) -> DimensionSet:
+    """The entry's dimension set: as given, else per load balancer when CloudWatch
+    publishes the metric so (RequestCount), else per target group (HealthyHostCount)."""
+    published = KNOWN[kind][metric].dimensions
+    if value is None:
+        return "load_balancer" if "load_balancer" in published else "target_group"
+    if value not in DIMENSION_SETS:
+        err.fail(f"{where}.per", f"{value!r}: use load_balancer or target_group")
+    per: DimensionSet = value
+    if per not in published:
+        if kind == "classic":
+            err.fail(f"{where}.per", "Classic ELBs have no target groups; remove it")
+        other = " per target group" if per == "load_balancer" else " per load balancer"
+        err.fail(f"{where}.per", f"CloudWatch publishes {metric} only{other}; "
+                 f"use per: {published[0]}")
+    return per
 
 
 def _mapping(value: Any, where: str, required: Iterable[str], optional: Iterable[str],

@@ -40,6 +40,26 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """The Service a TargetGroupBinding (elbv2.k8s.aws) sends a target group's targets to."""
+
+    namespace: str
+    service: str
+    port: str
+    """spec.serviceRef.port as text: a number or a named port."""
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """A target group of an ALB or NLB, and the Service bound to it, if any."""
+
+    name: str
+    dimension: str
+    """CloudWatch's TargetGroup value: the ARN from "targetgroup/" on."""
+    binding: Binding | None = None
+
+
+@dataclass(frozen=True)
 class LoadBalancer:
     """An ELBv2 or classic load balancer and the objects that own it."""
 
@@ -50,6 +70,8 @@ class LoadBalancer:
     """CloudWatch dimension value: the ARN after "loadbalancer/" (`LoadBalancer`), or a
     classic ELB's name (`LoadBalancerName`)."""
     owners: tuple[Owner, ...]
+    target_groups: tuple[TargetGroup, ...] = ()
+    """Listed only when something needs them (see resolve.find_target_groups)."""
 
     @property
     def key(self) -> str:

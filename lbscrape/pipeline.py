@@ -18,14 +18,22 @@ from kubernetes import client as k8s
 
 from lbscrape import cloudwatch, events, owner_labels, remote_write
 from lbscrape.budget import Budget
-from lbscrape.catalog import KINDS, Catalog
+from lbscrape.catalog import DIMENSION_SETS, KINDS, Catalog, DimensionSet
 from lbscrape.checkpoint import Checkpoint
 from lbscrape.config import RunConfig
-from lbscrape.discovery import discover
+from lbscrape.discovery import discover, target_group_bindings
 from lbscrape.errors import ExitStatus
 from lbscrape.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
-from lbscrape.resolve import ElbClient, explain, find
-from lbscrape.series import build_series, exposition, lb_labels, selector, zero_fill
+from lbscrape.resolve import ElbClient, explain, find, find_target_groups
+from lbscrape.series import (
+    build_series,
+    exposition,
+    lb_labels,
+    selector,
+    target_dimensions,
+    tg_labels,
+    zero_fill,
+)
 from lbscrape.window import WindowPlan, plan_window
 
 log = logging.getLogger(__name__)
@@ -90,10 +98,14 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     chosen = owner_labels.plan(
         owners, resolution.load_balancers, resolution.unresolved,
         owner_labels.Selection.of(cfg.namespaces, cfg.exclude_namespaces), cfg.label_from)
-    lbs = chosen.load_balancers
+    # Only for the scraped load balancers, and only if the catalog wants target groups.
+    lbs = find_target_groups(chosen.load_balancers, clients.elbv2,
+                             lambda: target_group_bindings(clients.kube),
+                             cfg.catalog.has_target_groups)
     hostnames = {h.lower().rstrip(".") for o in chosen.selected for h in o.hostnames}
     c.update(owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
-             lbs_found=len(hostnames), lbs_resolved=len(lbs), unresolved=len(chosen.unresolved))
+             lbs_found=len(hostnames), lbs_resolved=len(lbs), unresolved=len(chosen.unresolved),
+             target_groups=sum(len(lb.target_groups) for lb in lbs))
     for o, why in chosen.skipped:
         log.debug("%s: %s; skipped", o, why)
     for u in chosen.unresolved:
@@ -112,32 +124,40 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
 
     if cfg.zero_fill:
         _warn_no_traffic_metric(cfg.catalog, {lb.type for lb in lbs})
-    targets = [
-        cloudwatch.FetchTarget(lb.key, ((KINDS[lb.type].dimension, lb.dimension),),
-                               plans[lb.key].window, cfg.catalog.specs(lb.type))
-        for lb in lbs
-    ]
-    fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(targets), budget)
+    fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(
+        fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()})), budget)
     c.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
 
     wall_now_ms = int(time.time() * 1000)
     by_lb: dict[str, dict[MetricSpec, list[Sample]]] = defaultdict(dict)
     for (key, spec), pts in fetched.samples.items():
         by_lb[key][spec] = pts
+    by_tg: dict[tuple[str, str], dict[MetricSpec, list[Sample]]] = defaultdict(dict)
+    for (key, tg_dim, spec), pts in fetched.tg_samples.items():
+        by_tg[(key, tg_dim)][spec] = pts
     batches = []
     for lb in lbs:
+        # A failed target-group query fails the load balancer: its checkpoint covers both.
         if lb.key in fetched.failed:
             result.failed[lb.name] = fetched.failed[lb.key]
             continue
-        data = by_lb.get(lb.key, {})
-        if cfg.zero_fill:
-            # Only here, after the failed ones are skipped: a zero needs a complete fetch.
-            data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type))
-            c["samples_zero_filled"] += filled
         static = (*cfg.static_labels, *chosen.extra_labels(lb))  # later ones win
-        series = _drop_future(build_series(lb, data, lb_labels(lb, cfg.cluster, cfg.region,
-                                                                static)), wall_now_ms)
-        batches.append(remote_write.LbBatch(lb.key, tuple(series), plans[lb.key].window.end))
+        base = lb_labels(lb, cfg.cluster, cfg.region, static)
+        tg: DimensionSet = "target_group"
+        sets: list[tuple[Mapping[MetricSpec, list[Sample]], dict[str, str], DimensionSet]] = [
+            (by_lb.get(lb.key, {}), base, "load_balancer")]
+        sets += [(by_tg.get((lb.key, g.dimension), {}), tg_labels(base, g), tg)
+                 for g in lb.target_groups]
+        series = []
+        for data, labels, dims in sets:
+            if cfg.zero_fill:
+                # Only here, after the failed ones are skipped: a zero needs a complete
+                # fetch. Each set from its own traffic metric (Catalog.fill_plan).
+                data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
+                c["samples_zero_filled"] += filled
+            series += build_series(lb, data, labels)
+        batches.append(remote_write.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
+                                            plans[lb.key].window.end))
 
     if cfg.dry_run or clients.writer is None:
         for b in batches:
@@ -174,12 +194,28 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                      "--checkpoint-retention", len(expired))
 
 
+def fetch_targets(lbs: Sequence[LoadBalancer], catalog: Catalog,
+                  windows: Mapping[str, Window]) -> list[cloudwatch.FetchTarget]:
+    """Per load balancer its own metrics and each of its target groups', all in its
+    window (exactly-once is per load balancer window)."""
+    targets = []
+    for lb in lbs:
+        window = windows[lb.key]
+        targets.append(cloudwatch.FetchTarget(
+            lb.key, ((KINDS[lb.type].dimension, lb.dimension),), window, catalog.specs(lb.type)))
+        tg_specs = catalog.specs(lb.type, "target_group")
+        targets += [cloudwatch.FetchTarget(lb.key, target_dimensions(lb, tg), window, tg_specs,
+                                           tg.dimension) for tg in lb.target_groups]
+    return targets
+
+
 def _warn_no_traffic_metric(catalog: Catalog, types: set[LbType]) -> None:
     """Once per type in this run: zero-fill needs the traffic metric, and never guesses."""
     for t in sorted(types):
-        reason = catalog.no_fill_reason(t)
-        if reason:
-            log.warning("%s", reason)
+        for dims in DIMENSION_SETS:
+            reason = catalog.no_fill_reason(t, dims)
+            if reason:
+                log.warning("%s", reason)
 
 
 def _warn_gaps(lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan],
@@ -280,7 +316,7 @@ def _summary(result: RunResult, started: float, *, dry_run: bool,
     c = result.counters
     keys = ["owners", "lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
             "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests",
-            "samples_zero_filled", "owners_skipped", "events_recorded"]
+            "samples_zero_filled", "owners_skipped", "events_recorded", "target_groups"]
     if dry_run:
         keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
                                               "remote_write_requests", "events_recorded")

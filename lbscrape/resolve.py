@@ -15,20 +15,32 @@ Cheapest first, so the usual run costs one listing per API and nothing more:
    (`ingress.k8s.aws/stack`, `service.k8s.aws/stack`, `kubernetes.io/service-name`).
 
 `resolve` is pure given what was described; `find` does the AWS calls around it.
+
+Target groups come after, and only when the catalog fetches something per target group
+of a resolved ALB or NLB: one paginated DescribeTargetGroups listing of the region (each
+group names its load balancers), joined to TargetGroupBindings by ARN (`attach`, pure).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from lbscrape.errors import NO_CREDENTIALS, AwsError
-from lbscrape.model import CLASSIC_KEY_PREFIX, LbType, LoadBalancer, Owner, Unresolved
+from lbscrape.model import (
+    CLASSIC_KEY_PREFIX,
+    Binding,
+    LbType,
+    LoadBalancer,
+    Owner,
+    TargetGroup,
+    Unresolved,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +95,65 @@ def dimension_from_arn(arn: str) -> str:
     """arn:...:loadbalancer/app/NAME/ID -> app/NAME/ID (CloudWatch's LoadBalancer value)."""
     resource = arn.split(":", 5)[5] if arn.count(":") >= 5 else arn
     return resource.removeprefix("loadbalancer/")
+
+
+def tg_dimension_from_arn(arn: str) -> str:
+    """arn:...:targetgroup/NAME/ID -> targetgroup/NAME/ID (CloudWatch's TargetGroup value)."""
+    return arn.split(":", 5)[5] if arn.count(":") >= 5 else arn
+
+
+@dataclass(frozen=True)
+class DescribedTg:
+    arn: str
+    name: str
+    lb_arns: tuple[str, ...]
+
+
+def describe_target_groups(client: ElbClient) -> list[DescribedTg]:
+    """Every target group of the region. No filter: one listing names each group's load
+    balancers, where a call per load balancer would cost one call each."""
+    return _aws("ELBv2 DescribeTargetGroups", lambda: [
+        DescribedTg(tg["TargetGroupArn"], tg.get("TargetGroupName", ""),
+                    tuple(tg.get("LoadBalancerArns") or ()))
+        for page in client.get_paginator("describe_target_groups").paginate(
+            PaginationConfig={"PageSize": PAGE_SIZE})
+        for tg in page.get("TargetGroups", [])
+    ])
+
+
+def attach(lbs: Sequence[LoadBalancer], described: Sequence[DescribedTg],
+           bindings: Mapping[str, Binding]) -> tuple[LoadBalancer, ...]:
+    """Each ELBv2 load balancer with its target groups (sorted by name) and, by target
+    group ARN, the Service bound to each. Pure. A group shared by two load balancers is
+    attached to both: CloudWatch publishes it per (TargetGroup, LoadBalancer)."""
+    by_lb: dict[str, list[TargetGroup]] = {}
+    for d in described:
+        tg = TargetGroup(d.name, tg_dimension_from_arn(d.arn), bindings.get(d.arn))
+        for lb_arn in d.lb_arns:
+            by_lb.setdefault(lb_arn, []).append(tg)
+    return tuple(
+        replace(lb, target_groups=tuple(sorted(by_lb.get(lb.arn, []), key=lambda t: t.name)))
+        if lb.arn and lb.type != "classic" else lb
+        for lb in lbs
+    )
+
+
+def find_target_groups(lbs: Sequence[LoadBalancer], elbv2: ElbClient,
+                       bindings: Callable[[], Mapping[str, Binding]],
+                       wanted: Callable[[LbType], bool] = lambda _: True
+                       ) -> tuple[LoadBalancer, ...]:
+    """`lbs` with their target groups, for the types `wanted` says need them. Costs
+    nothing when none does: no listing, and the bindings are read (one Kubernetes list)
+    only when a listed group belongs to one of `lbs`."""
+    if not any(lb.type != "classic" and wanted(lb.type) for lb in lbs):
+        return tuple(lbs)
+    ours = {lb.arn for lb in lbs if lb.type != "classic" and wanted(lb.type)}
+    described = [d for d in describe_target_groups(elbv2) if ours.intersection(d.lb_arns)]
+    if not described:
+        return tuple(lbs)
+    wanted_lbs = [lb for lb in lbs if lb.arn in ours]
+    attached = {lb.key: lb for lb in attach(wanted_lbs, described, bindings())}
+    return tuple(attached.get(lb.key, lb) for lb in lbs)
 
 
 def describe_all(client: ElbClient) -> list[_Described]:

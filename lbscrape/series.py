@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from lbscrape.catalog import FillPlan
-from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series
+from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, TargetGroup
 
 OWNER_LABEL = {"Ingress": "ingress", "Service": "service"}
 
@@ -41,6 +41,24 @@ def lb_labels(lb: LoadBalancer, cluster: str, region: str,
     if len(kinds) == 1 and len(names) == 1:
         labels[OWNER_LABEL[kinds.pop()]] = names.pop()
     return {k: v for k, v in labels.items() if v}
+
+
+def tg_labels(lb_base: Mapping[str, str], tg: TargetGroup) -> dict[str, str]:
+    """A target group's series: its load balancer's labels, `target_group` (its name) and,
+    when a TargetGroupBinding binds it, the Service it sends to (`target_namespace`,
+    `target_service`, `target_port`). The owner's `namespace` stays the load balancer's:
+    on a shared ALB, target_namespace is the team's."""
+    labels = {**lb_base, "target_group": tg.name}
+    if tg.binding is not None:
+        labels.update(target_namespace=tg.binding.namespace, target_service=tg.binding.service,
+                      target_port=tg.binding.port)
+    return {k: v for k, v in labels.items() if v}
+
+
+def target_dimensions(lb: LoadBalancer, tg: TargetGroup) -> tuple[tuple[str, str], ...]:
+    """CloudWatch matches the exact set, in any order; moto only in the order published, so
+    tests publish in this one."""
+    return (("TargetGroup", tg.dimension), ("LoadBalancer", lb.dimension))
 
 
 def build_series(lb: LoadBalancer, data: Mapping[MetricSpec, Iterable[Sample]],

@@ -5,7 +5,8 @@ proves one thing `run` needs, and writes no metric data:
 - Kubernetes: one SelfSubjectAccessReview per verb and resource `run` uses (PERMISSIONS,
   the same list cronjob/rbac.yaml grants; a test keeps the two equal). A review only
   asks, so the checkpoint ConfigMap is never read, created or changed;
-- AWS: one call per API, DescribeLoadBalancers with a page of one and GetMetricData
+- AWS: one call per API, DescribeLoadBalancers and DescribeTargetGroups with a page of
+  one, DescribeTags of one load balancer, and GetMetricData
   with one query over one period (one metric requested: $0.00001 at list price);
 - remote write: one `lbscrape_smoke` sample, the only thing smoke writes.
 
@@ -92,6 +93,8 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("list", "networking.k8s.io", "ingressclasses", "cluster"),
     Permission("list", "networking.k8s.io", "ingresses", "all-namespaces"),
     Permission("list", "", "services", "all-namespaces"),
+    # Labels of target groups; a cluster without the CRD answers 404, which run takes as none.
+    Permission("list", "elbv2.k8s.aws", "targetgroupbindings", "all-namespaces"),
     # Warning Events go into the namespace of the object they are about.
     Permission("create", "", "events", "all-namespaces"),
     Permission("get", "", "configmaps", "checkpoint", named=True),
@@ -102,8 +105,9 @@ PERMISSIONS: tuple[Permission, ...] = (
 # The AWS actions `run` calls, as cronjob/iam-policy.json names them.
 DESCRIBE_ACTION = "elasticloadbalancing:DescribeLoadBalancers"
 TAGS_ACTION = "elasticloadbalancing:DescribeTags"
+TARGET_GROUPS_ACTION = "elasticloadbalancing:DescribeTargetGroups"
 METRICS_ACTION = "cloudwatch:GetMetricData"
-AWS_ACTIONS = (DESCRIBE_ACTION, TAGS_ACTION, METRICS_ACTION)
+AWS_ACTIONS = (DESCRIBE_ACTION, TAGS_ACTION, TARGET_GROUPS_ACTION, METRICS_ACTION)
 
 
 def check_permissions(api: k8s.ApiClient, checkpoint: CheckpointLocation | None,
@@ -169,6 +173,11 @@ def check_aws(elbv2: Any, elb: Any, cloudwatch: Any, region: str, now: int) -> l
         elbv2.describe_tags(ResourceArns=[page[0]["LoadBalancerArn"]])
         return f"answered in {region} (asked about {page[0]['LoadBalancerName']})"
 
+    def target_groups() -> str:
+        page = elbv2.describe_target_groups(PageSize=1)
+        found = "it has target groups" if page.get("TargetGroups") else "no target groups there"
+        return f"answered in {region}; {found}"
+
     def metrics() -> str:
         end = now // PROBE_PERIOD * PROBE_PERIOD
         resp = cloudwatch.get_metric_data(
@@ -191,7 +200,8 @@ def check_aws(elbv2: Any, elb: Any, cloudwatch: Any, region: str, now: int) -> l
 
     return [_aws_check(DESCRIBE_ACTION, describe(elbv2)),
             _aws_check(f"{DESCRIBE_ACTION} (classic)", describe(elb)),
-            _aws_check(TAGS_ACTION, tags), _aws_check(METRICS_ACTION, metrics)]
+            _aws_check(TAGS_ACTION, tags), _aws_check(TARGET_GROUPS_ACTION, target_groups),
+            _aws_check(METRICS_ACTION, metrics)]
 
 
 class _Refused(Exception):

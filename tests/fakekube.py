@@ -104,6 +104,12 @@ class FakeKube(LoopbackServer):
         self.grants: list[Grant] | None = None  # None: every review is allowed
         self.denials: list[Denial] = []
         self.reviews: list[dict[str, Any]] = []  # spec.resourceAttributes of each review
+        self.absent_apis: set[str] = set()  # group/version the server does not serve
+
+    def remove_api(self, api: str) -> None:
+        """Serve nothing of `api` ("group/version"), as a cluster without that CRD: 404."""
+        with self._lock:
+            self.absent_apis.add(api)
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -208,6 +214,9 @@ class FakeKube(LoopbackServer):
                     return _status(f.status, reason, f.message)
             if self.token and auth != f"Bearer {self.token}":
                 return _status(401, "Unauthorized", "Unauthorized")
+            if api in self.absent_apis:
+                return _status(404, "NotFound", "the server could not find the requested "
+                               "resource")
             if resource == "selfsubjectaccessreviews":
                 if verb != "create":
                     return _status(405, "MethodNotAllowed", "the server does not allow this "

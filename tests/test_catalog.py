@@ -89,10 +89,55 @@ def test_default_specs_names_and_namespaces(lb_type):
         assert s.prom_name == prom_name(lb_type, s.metric, s.stat)
         # Every default is a known metric, published per load balancer.
         assert "load_balancer" in KNOWN[lb_type][s.metric].dimensions
-    # Every catalog entry and statistic appears once.
-    expected = [(e.metric, st) for e in DEFAULT_CATALOG[lb_type] for st in e.stats]
-    assert [(s.metric, s.stat) for s in specs] == expected
-    assert len(set(expected)) == len(expected)
+    # Every catalog entry and statistic appears once, in its dimension set.
+    for dims in ("load_balancer", "target_group"):
+        expected = [(e.metric, st) for e in DEFAULT_CATALOG[lb_type] if e.dimensions == dims
+                    for st in e.stats]
+        got = DEFAULT.specs(lb_type, dims)
+        assert [(s.metric, s.stat) for s in got] == expected
+        assert len(set(expected)) == len(expected)
+
+
+# The issue's lists: what a team needs of its own Service behind a shared load balancer.
+TG_DEFAULTS = {
+    "application": {"RequestCount", "RequestCountPerTarget", "HTTPCode_Target_2XX_Count",
+                    "HTTPCode_Target_3XX_Count", "HTTPCode_Target_4XX_Count",
+                    "HTTPCode_Target_5XX_Count", "TargetResponseTime", "HealthyHostCount",
+                    "UnHealthyHostCount", "TargetConnectionErrorCount"},
+    "network": {"HealthyHostCount", "UnHealthyHostCount"},
+    "classic": set(),
+}
+
+
+@pytest.mark.parametrize("lb_type", ["application", "network", "classic"])
+def test_target_group_defaults_have_their_own_names(lb_type):
+    specs = DEFAULT.specs(lb_type, "target_group")
+    assert {s.metric for s in specs} == TG_DEFAULTS[lb_type]
+    assert DEFAULT.has_target_groups(lb_type) == bool(TG_DEFAULTS[lb_type])
+    prefix = {"application": "alb_tg_", "network": "nlb_tg_"}.get(lb_type, "")
+    lb_names = {s.prom_name for t in KINDS for s in DEFAULT.specs(t)}
+    for s in specs:
+        assert "target_group" in KNOWN[lb_type][s.metric].dimensions
+        assert s.prom_name == prom_name(lb_type, s.metric, s.stat, "target_group")
+        assert s.prom_name.startswith(prefix) and PROM_NAME_RE.match(s.prom_name)
+        # A sum over a load balancer's series must never add its target groups' too.
+        assert s.prom_name not in lb_names
+
+
+def test_target_group_zero_fill_keys_off_the_groups_own_requests():
+    alb = DEFAULT.fill_plan("application", "target_group")
+    assert alb.traffic is not None and alb.traffic.prom_name == "alb_tg_request_count_sum"
+    assert {s.metric for s in alb.sparse} == {f"HTTPCode_Target_{c}XX_Count" for c in "2345"} \
+        | {"TargetConnectionErrorCount"}
+    # An NLB target group publishes no flow count: nothing to fill, nothing to warn about.
+    nlb = DEFAULT.fill_plan("network", "target_group")
+    assert nlb.traffic is None and nlb.sparse == ()
+    assert DEFAULT.no_fill_reason("network", "target_group") is None
+    dropped = Catalog({"application": tuple(
+        e for e in DEFAULT_CATALOG["application"]
+        if (e.metric, e.dimensions) != ("RequestCount", "target_group"))})
+    assert "per target group" in (dropped.no_fill_reason("application", "target_group") or "")
+    assert dropped.no_fill_reason("application") is None
 
 
 def test_default_specs_do_not_collide_across_types():

@@ -65,6 +65,10 @@ def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, 
     # An owner whose load balancer is gone and one with an invalid annotation: Events.
     kube.put("networking.k8s.io/v1", "ingresses",
              world.ingress("blog", "gone", "k8s-blog-gone-1.us-east-1.elb.amazonaws.com"))
+    # A target group bound to its Service: DescribeTargetGroups and the bindings' list.
+    tg = aws.create_tg(scene.alb, "k8s-shop-web-aaaaaaaaaa")
+    kube.put("elbv2.k8s.aws/v1beta1", "targetgroupbindings",
+             world.target_group_binding("shop", tg.name, tg.arn, "web", 80))
     svc = kube.get("v1", "services", "shop", "db")
     svc["metadata"]["annotations"]["lbscrape.io/labels"] = "namespace=evil"
     kube.put("v1", "services", svc)

@@ -144,6 +144,7 @@ def test_rbac_grants_exactly_what_the_code_calls():
         ("networking.k8s.io", "ingresses", "list"),
         ("networking.k8s.io", "ingressclasses", "list"),
         ("", "services", "list"),
+        ("elbv2.k8s.aws", "targetgroupbindings", "list"),
         ("", "events", "create"),
     }
     assert namespaced == {
@@ -180,7 +181,7 @@ def test_service_account_has_irsa_annotation():
     assert annotations["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
 
 
-def test_iam_policy_allows_exactly_the_three_actions():
+def test_iam_policy_allows_exactly_the_four_actions():
     policy = json.loads((BASE / "iam-policy.json").read_text())
     assert policy["Version"] == "2012-10-17"
     (statement,) = policy["Statement"]
@@ -190,7 +191,8 @@ def test_iam_policy_allows_exactly_the_three_actions():
     actions = [actions] if isinstance(actions, str) else actions
     assert sorted(actions) == ["cloudwatch:GetMetricData",
                                "elasticloadbalancing:DescribeLoadBalancers",
-                               "elasticloadbalancing:DescribeTags"]
+                               "elasticloadbalancing:DescribeTags",
+                               "elasticloadbalancing:DescribeTargetGroups"]
     assert statement["Resource"] == "*"
     assert "NotAction" not in statement and "NotResource" not in statement
 

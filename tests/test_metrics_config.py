@@ -95,6 +95,29 @@ def test_a_metric_can_be_dropped_whole_and_re_added_with_other_statistics():
                   ("p99.9", "alb_target_response_time_p99_9")]
 
 
+def test_target_group_entries_are_tailored_apart_from_the_load_balancers():
+    catalog = tailor({"application": {
+        "drop": [{"metric": "RequestCountPerTarget"},  # only per target group: found there
+                 {"metric": "TargetResponseTime", "per": "target_group"}],
+        "add": [{"metric": "TargetResponseTime", "per": "target_group", "stats": ["p99"]}]}},
+        "f.yaml")
+    lb = {s.prom_name for s in catalog.specs("application")}
+    tg = {s.prom_name for s in catalog.specs("application", "target_group")}
+    assert lb == {s.prom_name for s in DEFAULT.specs("application")}
+    assert "alb_target_response_time_average" in lb
+    assert "alb_tg_target_response_time_p99" in tg
+    assert not {"alb_tg_target_response_time_average",
+                "alb_tg_request_count_per_target_sum"} & tg
+    # Without `per`, a metric published both ways is the load balancer's.
+    only_lb = tailor({"application": {"drop": [{"metric": "RequestCount"}]}}, "f.yaml")
+    assert "alb_request_count_sum" not in {s.prom_name for s in only_lb.specs("application")}
+    assert "alb_tg_request_count_sum" in {
+        s.prom_name for s in only_lb.specs("application", "target_group")}
+    none = tailor({"network": {"drop": [{"metric": "HealthyHostCount"},
+                                        {"metric": "UnHealthyHostCount"}]}}, "f.yaml")
+    assert not none.has_target_groups("network") and none.has_target_groups("application")
+
+
 def test_dropping_every_statistic_of_a_metric_removes_it():
     catalog = tailor({"network": {"drop": [{"metric": "ActiveFlowCount",
                                             "stats": ["Average"]}]}}, "f.yaml")
@@ -114,8 +137,19 @@ BAD = [
      "application.add[0].metric:", "did you mean RequestCount?"),
     ({"application": {"add": [{"metric": "NewFlowCount", "stats": ["Sum"]}]}},
      "application.add[0].metric:", "but in AWS/NetworkELB: put it under network"),
+    ({"application": {"add": [{"metric": "HealthyHostCount", "per": "load_balancer",
+                                "stats": ["Average"]}]}},
+     "application.add[0].per:", "publishes HealthyHostCount only per target group"),
     ({"application": {"add": [{"metric": "HealthyHostCount", "stats": ["Average"]}]}},
-     "application.add[0].metric:", "published only per target group"),
+     "application.add[0].stats[0]:", "already in the application catalog per target group "
+     "(as alb_tg_healthy_host_count_average)"),
+    ({"application": {"add": [{"metric": "RequestCount", "per": "tg", "stats": ["Sum"]}]}},
+     "application.add[0].per:", "use load_balancer or target_group"),
+    ({"classic": {"add": [{"metric": "RequestCount", "per": "target_group",
+                           "stats": ["Sum"]}]}},
+     "classic.add[0].per:", "Classic ELBs have no target groups"),
+    ({"network": {"drop": [{"metric": "NewFlowCount", "per": "target_group"}]}},
+     "network.drop[0].per:", "only per load balancer"),
     ({"application": {"add": [{"metric": "TargetResponseTime"}]}}, "application.add[0]:",
      "missing 'stats'"),
     ({"application": {"add": [{"metric": "TargetResponseTime", "stats": []}]}},
@@ -245,7 +279,12 @@ def test_metrics_command_shows_the_tailored_catalog(tmp_path):
     assert by_name["alb_request_count_sum"]["zero_fill"] == "traffic"
     assert by_name["elb_request_count_sum"]["dimensions"] == ["LoadBalancerName"]
     assert "alb_consumed_lcus_average" not in by_name
-    assert len(rows) == sum(len(DEFAULT.specs(t)) for t in KINDS) - 2 + 3 + 1
+    assert by_name["alb_tg_request_count_sum"]["zero_fill"] == "traffic"
+    assert by_name["alb_tg_http_code_target_5xx_count_sum"]["dimensions"] == [
+        "TargetGroup", "LoadBalancer"]
+    assert by_name["nlb_tg_healthy_host_count_average"]["zero_fill"] is None
+    assert len(rows) == sum(len(DEFAULT.specs(t, d)) for t in KINDS
+                            for d in ("load_balancer", "target_group")) - 2 + 3 + 1
 
 
 def test_metrics_command_table_and_known_metrics():
@@ -259,7 +298,7 @@ def test_metrics_command_table_and_known_metrics():
                and line.split()[-1] == "yes" for line in lines)
     # Known but not fetched: listed without a name, with where it is published.
     assert any(line.split()[:3] == ["application", "-", "AWS/ApplicationELB"]
-               and "HealthyHostCount" in line for line in lines)
+               and "RuleEvaluations" in line for line in lines)
     assert "source: the default catalog" in result.stdout
 
 

@@ -26,6 +26,7 @@ K8S = [f"k8s: {p}" for p in (
     "list ingressclasses.networking.k8s.io",
     "list ingresses.networking.k8s.io (all namespaces)",
     "list services (all namespaces)",
+    "list targetgroupbindings.elbv2.k8s.aws (all namespaces)",
     "create events (all namespaces)",
     "get configmaps/lbscrape-checkpoint in monitoring",
     "update configmaps/lbscrape-checkpoint in monitoring",
@@ -33,7 +34,8 @@ K8S = [f"k8s: {p}" for p in (
 )]
 AWS = ["aws: elasticloadbalancing:DescribeLoadBalancers",
        "aws: elasticloadbalancing:DescribeLoadBalancers (classic)",
-       "aws: elasticloadbalancing:DescribeTags", "aws: cloudwatch:GetMetricData"]
+       "aws: elasticloadbalancing:DescribeTags",
+       "aws: elasticloadbalancing:DescribeTargetGroups", "aws: cloudwatch:GetMetricData"]
 ALL = [*K8S, *AWS, "remote write"]
 EXPIRED = (b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
            b"<Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>The security token "
@@ -106,7 +108,7 @@ def test_all_pass_and_the_sample_lands_in_prometheus(rbac, prometheus):
     doc, rows = run_smoke(rbac, *write_args(prometheus.write_url), expect=0)
     assert list(rows) == ALL
     assert results(rows) == dict.fromkeys(ALL, "pass")
-    assert (doc["ok"], doc["passed"], doc["failed"], doc["skipped"]) == (True, 12, 0, 0)
+    assert (doc["ok"], doc["passed"], doc["failed"], doc["skipped"]) == (True, 14, 0, 0)
     assert "1 metric requested, $0.00001" in rows["aws: cloudwatch:GetMetricData"][1]
     assert rows["remote write"][1].startswith(f"{prometheus.write_url} accepted lbscrape_smoke{{")
     # One review per permission, asked as the RBAC authorizer needs it...
@@ -115,6 +117,8 @@ def test_all_pass_and_the_sample_lands_in_prometheus(rbac, prometheus):
          "namespace": ""},
         {"verb": "list", "group": "networking.k8s.io", "resource": "ingresses", "namespace": ""},
         {"verb": "list", "group": "", "resource": "services", "namespace": ""},
+        {"verb": "list", "group": "elbv2.k8s.aws", "resource": "targetgroupbindings",
+         "namespace": ""},
         {"verb": "create", "group": "", "resource": "events", "namespace": ""},
         {"verb": "get", "group": "", "resource": "configmaps", "namespace": "monitoring",
          "name": DEFAULT_CHECKPOINT_NAME},
@@ -143,7 +147,7 @@ def test_table_output(rbac):
                        "RBAC: allowed by fakekube policy"]
     assert [r[0] for r in rows] == ALL
     assert rows[-1] == ["remote write", "skipped", "--no-write: nothing written"]
-    assert lines[-1] == "11 passed, 0 failed, 1 skipped"
+    assert lines[-1] == "13 passed, 0 failed, 1 skipped"
     # RESULT and DETAIL are aligned columns.
     assert len({line.index(" pass ") for line in lines[1:-2]}) == 1
     assert lines[-2].index("skipped") == lines[0].index("RESULT")
@@ -160,7 +164,7 @@ def test_a_denied_permission_fails_its_row_and_the_rest_still_run(rbac, permissi
                              "remote write": "skipped"}
     assert rows[name][1] == ("not allowed; grant it to the identity lbscrape runs as "
                              "(see cronjob/rbac.yaml)")
-    assert doc["ok"] is False and len(rbac.reviews) == 7
+    assert doc["ok"] is False and len(rbac.reviews) == 8
 
 
 def test_a_renamed_checkpoint_configmap_needs_the_role_changed_too(rbac):
@@ -190,8 +194,8 @@ def test_checkpoint_file_skips_the_configmap_checks(rbac, tmp_path):
     skipped = [n for n, r in results(rows).items() if r == "skipped"]
     assert skipped == ["k8s: get configmaps (checkpoint)", "k8s: update configmaps (checkpoint)",
                        "k8s: create configmaps (checkpoint)", "remote write"]
-    assert doc["skipped"] == 4 and doc["passed"] == 8
-    assert all(r["resource"] != "configmaps" for r in rbac.reviews) and len(rbac.reviews) == 4
+    assert doc["skipped"] == 4 and doc["passed"] == 10
+    assert all(r["resource"] != "configmaps" for r in rbac.reviews) and len(rbac.reviews) == 5
     assert not path.exists()
 
 
@@ -200,7 +204,7 @@ def test_no_events_skips_the_events_check(rbac):
     doc, rows = run_smoke(rbac, "--no-write", "--no-events", expect=0)
     assert rows["k8s: create events (all namespaces)"] == (
         "skipped", "--no-events: no Events are recorded")
-    assert all(r["resource"] != "events" for r in rbac.reviews) and len(rbac.reviews) == 6
+    assert all(r["resource"] != "events" for r in rbac.reviews) and len(rbac.reviews) == 7
     _, rows = run_smoke(rbac, "--no-write", expect=1)  # without it, the denial shows
     assert rows["k8s: create events (all namespaces)"][0] == "fail"
 

@@ -114,6 +114,13 @@ class SeededLb:
     dimension: str
 
 
+@dataclass(frozen=True)
+class SeededTg:
+    arn: str
+    name: str
+    dimension: str
+
+
 class Aws:
     """boto3 clients against moto's server (AWS_ENDPOINT_URL must point at it)."""
 
@@ -146,14 +153,38 @@ class Aws:
             **_tags(tags))
         return SeededLb("", name, "classic", lb["DNSName"], name)
 
+    def create_tg(self, lb: SeededLb, name: str, port: int = 80) -> SeededTg:
+        """A target group forwarded to by a listener of `lb` (so it lists the LB)."""
+        vpc = self.elbv2.describe_load_balancers(LoadBalancerArns=[lb.arn])[
+            "LoadBalancers"][0]["VpcId"]
+        proto = "HTTP" if lb.type == "application" else "TCP"
+        tg = self.elbv2.create_target_group(Name=name, Protocol=proto, Port=port, VpcId=vpc,
+                                            TargetType="ip")["TargetGroups"][0]
+        self.elbv2.create_listener(LoadBalancerArn=lb.arn, Protocol=proto, Port=port,
+                                   DefaultActions=[{"Type": "forward",
+                                                    "TargetGroupArn": tg["TargetGroupArn"]}])
+        arn = tg["TargetGroupArn"]
+        return SeededTg(arn, name, arn.split(":", 5)[5])
+
+    def put_tg(self, lb: SeededLb, tg: SeededTg, metric: str,
+               points: Iterable[tuple[int, float]]) -> None:
+        """Datapoints published per (TargetGroup, LoadBalancer), in the order lbscrape
+        queries: moto matches dimensions in order, CloudWatch as a set."""
+        self._put(lb, metric, points, [("TargetGroup", tg.dimension),
+                                       ("LoadBalancer", lb.dimension)])
+
     def put(self, lb: SeededLb, metric: str, points: Iterable[tuple[int, float]]) -> None:
         """One datapoint per (timestamp seconds, value) for the LB's dimension."""
-        ns, dim = {"application": ("AWS/ApplicationELB", "LoadBalancer"),
-                   "network": ("AWS/NetworkELB", "LoadBalancer"),
-                   "classic": ("AWS/ELB", "LoadBalancerName")}[lb.type]
+        dim = "LoadBalancerName" if lb.type == "classic" else "LoadBalancer"
+        self._put(lb, metric, points, [(dim, lb.dimension)])
+
+    def _put(self, lb: SeededLb, metric: str, points: Iterable[tuple[int, float]],
+             dims: list[tuple[str, str]]) -> None:
+        ns = {"application": "AWS/ApplicationELB", "network": "AWS/NetworkELB",
+              "classic": "AWS/ELB"}[lb.type]
         data = [
             {"MetricName": metric, "Timestamp": datetime.fromtimestamp(ts, UTC), "Value": v,
-             "Dimensions": [{"Name": dim, "Value": lb.dimension}]}
+             "Dimensions": [{"Name": n, "Value": x} for n, x in dims]}
             for ts, v in points
         ]
         for i in range(0, len(data), 500):
@@ -163,6 +194,14 @@ class Aws:
 def _tags(tags: dict[str, str] | None) -> dict[str, Any]:
     """The Tags argument, left out when empty (the API wants at least one)."""
     return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}
+
+
+def target_group_binding(namespace: str, name: str, tg_arn: str, service: str,
+                         port: int | str) -> dict[str, Any]:
+    return {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+            "metadata": {"namespace": namespace, "name": name},
+            "spec": {"targetGroupARN": tg_arn, "targetType": "ip",
+                     "serviceRef": {"name": service, "port": port}}}
 
 
 def ingress_class(name: str = "alb", controller: str = "ingress.k8s.aws/alb") -> dict[str, Any]:
