@@ -515,3 +515,20 @@ def test_resume_refuses_an_output_file_shorter_than_it_wrote(tmp_path):
     with pytest.raises(ConfigError, match="is shorter than the backfill wrote"):
         backfill.OpenMetricsSink(str(out), state, True)
     assert out.read_text() == "x\n"  # not padded with NULs
+
+
+def test_resume_refuses_a_range_that_aged_out_of_retention():
+    window = Window(NOW // 60 * 60 - 16 * 86400, NOW // 60 * 60 - 15 * 86400, 60)
+    targets = [backfill.Target("app/a/x", "a", (("LoadBalancer", "app/a/x"),), (),
+                               default_specs("application"))]
+    plan = backfill.make_plan(window, targets)
+    with pytest.raises(ConfigError, match="older than CloudWatch keeps 60s-period data"):
+        backfill.check_still_kept(plan, set(), NOW)
+    backfill.check_still_kept(plan, set(range(len(plan.calls))), NOW)  # nothing left: fine
+
+
+def test_an_unresolved_owner_is_named_not_silently_left_out(w, tmp_path):
+    w.kube.put("networking.k8s.io/v1", "ingresses",
+               world.ingress("blog", "gone", "k8s-blog-gone-1.us-east-1.elb.amazonaws.com"))
+    r = w.backfill("--output", str(tmp_path / "a.om"), "--state-file", str(tmp_path / "s"))
+    assert "Ingress blog/gone" in r.stderr and "not backfilled" in r.stderr
