@@ -198,7 +198,15 @@ class Client:
         try:
             timeout = max(1.0, min(s.timeout, self.budget.remaining()))
             with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as resp:
-                resp.read()
+                body = resp.read()
+                # A receiver answers 2xx with an empty body; an HTML page is a proxy's or
+                # a UI's, and the samples did not land: never move a checkpoint on it.
+                if (resp.headers.get_content_type() == "text/html"
+                        or body.lstrip().lower().startswith((b"<!doctype", b"<html"))):
+                    raise RemoteWriteError(
+                        f"remote write to {redact_url(s.url)} answered HTTP {resp.status} with "
+                        "an HTML page, not a remote-write response (a login page? is the URL "
+                        "the remote-write endpoint, e.g. .../api/v1/write?)", status=resp.status)
         except urllib.error.HTTPError as e:
             text = self._scrub(_body_text(e))
             stale = is_stale_reason(text)

@@ -301,6 +301,17 @@ def test_html_error_body_gets_a_hint(receiver):
     assert "<html" not in str(e.value)
 
 
+def test_an_html_page_with_200_is_not_an_acceptance(receiver):
+    receiver.script = [(200, {"Content-Type": "text/html; charset=utf-8"},
+                        b"<!DOCTYPE html><html><body>Sign in</body></html>")]
+    c, sleeps = client(receiver.url)
+    with pytest.raises(RemoteWriteError) as e:
+        c.post(encode([mk_series("m", [T0])]))
+    assert "answered HTTP 200 with an HTML page" in str(e.value)
+    assert not e.value.retryable and not e.value.sample
+    assert len(receiver.received) == 1 and sleeps == []
+
+
 @pytest.mark.parametrize(("userinfo", "cred"), [
     ("alice:s3cr3t", b"alice:s3cr3t"),
     ("alice:p%40ss%3Aword", b"alice:p@ss:word"),

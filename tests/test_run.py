@@ -21,6 +21,7 @@ from lbscrape.cli import cli
 from lbscrape.config import CheckpointLocation, RunConfig, WindowSettings
 from lbscrape.model import Window
 from tests import world
+from tests.faultproxy import FaultProxy, Rule
 
 CLUSTER = "test-cluster"
 SETTLE = 120
@@ -157,6 +158,20 @@ def test_remote_write_down_keeps_checkpoint_then_fills_every_minute(scene):
     scene.run(scene.clock)
     assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
         scene.requests, end_for(first) - 600, end_for(scene.clock))
+
+
+def test_a_login_page_answering_200_moves_no_checkpoint(scene):
+    proxy = FaultProxy(scene.prom.url)
+    proxy.start()
+    proxy.add(Rule(lambda r: r.method == "POST", status=200, headers={
+        "Content-Type": "text/html"}, body=b"<html><body>Sign in</body></html>"))
+    try:
+        result = scene.run(scene.clock, expect=1,
+                           remote_write_url=f"{proxy.url}/api/v1/write")
+    finally:
+        proxy.stop()
+    assert "with an HTML page" in summary(result)
+    assert scene.checkpoint() is None  # nothing landed, so nothing is skipped next time
 
 
 def test_checkpoint_store_failure_repeats_the_same_window_with_the_same_values(scene):
