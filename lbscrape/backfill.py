@@ -36,7 +36,7 @@ from lbscrape.model import (
     isotime,
     parse_isotime,
 )
-from lbscrape.series import selector, target_dimensions, tg_labels, zero_fill
+from lbscrape.series import build_series, selector, target_dimensions, tg_labels, zero_fill
 
 log = logging.getLogger(__name__)
 
@@ -604,9 +604,5 @@ def _series(fetched: cloudwatch.FetchResult, by_key: dict[str, Target]
         if fill is not None:
             data, n = zero_fill(data, fill)
             filled += n
-        for spec in sorted(data, key=lambda s: s.prom_name):
-            if data[spec]:
-                labels = tuple(sorted((*by_key[key].labels, ("__name__", spec.prom_name))))
-                by_ts = {s.timestamp_ms: s for s in data[spec]}
-                out.append(Series(labels, tuple(by_ts[t] for t in sorted(by_ts))))
+        out += build_series(data, dict(by_key[key].labels))
     return out, filled

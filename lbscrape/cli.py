@@ -652,7 +652,8 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
     - Kubernetes: a SelfSubjectAccessReview per verb and resource run uses
       (the checkpoint ConfigMap's are skipped with --checkpoint-file);
       the checkpoint itself is never read or written.
-    - AWS: DescribeLoadBalancers (a page of one) and GetMetricData
+    - AWS: one cheap call per API run uses: DescribeLoadBalancers (ELBv2 and
+      classic, a page of one), DescribeTags, DescribeTargetGroups and GetMetricData
       (one metric over one period: $0.00001).
     - Remote write: one sample lbscrape_smoke{cluster,region,labels} = 1.
 
@@ -719,10 +720,7 @@ def smoke_command(cluster: str | None, region: str | None, labels: tuple[str, ..
       help="Labels copied from the owner, as for run (use the CronJob's).")
 @_opt("--load-balancer", "names", multiple=True, metavar="NAME",
       help="Only this load balancer (AWS name); repeatable. Default: all discovered.")
-@_opt("--namespace", "namespaces", multiple=True, metavar="NS",
-      help="Only load balancers owned by objects in this namespace; repeatable.")
-@_opt("--exclude-namespace", "exclude_namespaces", multiple=True, metavar="NS",
-      help="Never objects in this namespace, as for run; repeatable.")
+@_selection_options
 @_opt("--period", default="60s",
       help="CloudWatch period; 1-minute data is kept 15 days, 5-minute 63 days, 1-hour 455.")
 @_opt("--settle-delay", default="2m", help="Write a period only this long after it ended.")
@@ -810,8 +808,8 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                 backfill_mod.parse_when(end, clock, "--end"), period_s, settle_s, clock)
             kube, _ = make_api_client(kubeconfig, context)
             owners = discovery.discover(kube)
-            res = find(owners, session.client("elbv2", config=AWS_CONFIG),
-                       session.client("elb", config=AWS_CONFIG), cluster.strip())
+            elbv2 = session.client("elbv2", config=AWS_CONFIG)
+            res = find(owners, elbv2, session.client("elb", config=AWS_CONFIG), cluster.strip())
             # Labels as `run` writes them; opted-out load balancers are left out.
             selection = owner_labels.Selection.of(
                 *parse_namespaces(namespaces, exclude_namespaces))
@@ -821,7 +819,6 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
                 log.warning("%s: %s; not backfilled", u.owner, explain(u, session.region_name))
             for p in chosen.problems:
                 log.warning("%s", p)
-            elbv2 = session.client("elbv2", config=AWS_CONFIG)
             lbs = find_target_groups(_select(chosen.load_balancers, names, namespaces), elbv2,
                                      lambda: discovery.target_group_bindings(kube),
                                      catalog.has_target_groups)
@@ -900,10 +897,9 @@ def backfill(start: str, end: str, cluster: str, region: str | None, profile: st
 
 def _select(lbs: Sequence[LoadBalancer], names: Sequence[str], namespaces: Sequence[str]
             ) -> list[LoadBalancer]:
-    """The load balancers --load-balancer and --namespace ask for; each must match one."""
-    chosen = [lb for lb in lbs
-              if (not names or lb.name in names)
-              and (not namespaces or any(o.namespace in namespaces for o in lb.owners))]
+    """The load balancers --load-balancer asks for (the owner selection already applied
+    --namespace); every name and namespace asked for must match one."""
+    chosen = [lb for lb in lbs if not names or lb.name in names]
     for option, wanted, have in (
             ("--load-balancer", names, {lb.name for lb in lbs}),
             ("--namespace", namespaces, {o.namespace for lb in lbs for o in lb.owners})):

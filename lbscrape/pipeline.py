@@ -155,7 +155,7 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                 # fetch. Each set from its own traffic metric (Catalog.fill_plan).
                 data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
                 c["samples_zero_filled"] += filled
-            series += build_series(lb, data, labels)
+            series += build_series(data, labels)
         batches.append(remote_write.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
                                             plans[lb.key].window.end))
 

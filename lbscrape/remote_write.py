@@ -201,12 +201,11 @@ class Client:
                 body = resp.read()
                 # A receiver answers 2xx with an empty body; an HTML page is a proxy's or
                 # a UI's, and the samples did not land: never move a checkpoint on it.
-                if (resp.headers.get_content_type() == "text/html"
-                        or body.lstrip().lower().startswith((b"<!doctype", b"<html"))):
+                if _is_html(body, resp.headers.get_content_type()):
                     raise RemoteWriteError(
                         f"remote write to {redact_url(s.url)} answered HTTP {resp.status} with "
-                        "an HTML page, not a remote-write response (a login page? is the URL "
-                        "the remote-write endpoint, e.g. .../api/v1/write?)", status=resp.status)
+                        f"an HTML page, not a remote-write response (a login page?) "
+                        f"{NOT_AN_ENDPOINT}", status=resp.status)
         except urllib.error.HTTPError as e:
             text = self._scrub(_body_text(e))
             stale = is_stale_reason(text)
@@ -259,14 +258,22 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
+NOT_AN_ENDPOINT = "(is the URL the remote-write endpoint, e.g. .../api/v1/write?)"
+
+
+def _is_html(body: bytes, content_type: str = "") -> bool:
+    return content_type == "text/html" or body.lstrip().lower().startswith(
+        (b"<!doctype", b"<html"))
+
+
 def _body_text(e: urllib.error.HTTPError) -> str:
     try:
         raw = e.read(500)
     except OSError:
         raw = b""
     text = " ".join(raw.decode("utf-8", "replace").split())
-    if text.lower().startswith(("<!doctype", "<html")):
-        return "an HTML page (is the URL the remote-write endpoint, e.g. .../api/v1/write?)"
+    if _is_html(raw):
+        return f"an HTML page {NOT_AN_ENDPOINT}"
     return text or (e.reason if isinstance(e.reason, str) else "no body")
 
 

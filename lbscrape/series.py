@@ -61,8 +61,10 @@ def target_dimensions(lb: LoadBalancer, tg: TargetGroup) -> tuple[tuple[str, str
     return (("TargetGroup", tg.dimension), ("LoadBalancer", lb.dimension))
 
 
-def build_series(lb: LoadBalancer, data: Mapping[MetricSpec, Iterable[Sample]],
+def build_series(data: Mapping[MetricSpec, Iterable[Sample]],
                  base_labels: Mapping[str, str]) -> list[Series]:
+    """One series per spec with samples, one value per timestamp, sorted by labels (a
+    fixed order: a resumed backfill skips what it sent by position)."""
     out = []
     for spec, samples in data.items():
         by_ts = {s.timestamp_ms: s for s in samples}  # one value per timestamp

@@ -254,7 +254,7 @@ def test_percentiles_are_requested_as_written_and_named_with_underscores(tmp_pat
         stub.assert_no_pending_responses()
     assert fetched.failed == {}
     data = {spec: pts for (_, spec), pts in fetched.samples.items()}
-    series = {s.name: s.samples for s in build_series(lb, data, {"cluster": "c"})}
+    series = {s.name: s.samples for s in build_series(data, {"cluster": "c"})}
     assert series == {
         "alb_target_response_time_p99": tuple(Sample(t * 1000, 0.5 + i) for i, t in enumerate(ts)),
         "alb_target_response_time_p99_9": tuple(Sample(t * 1000, 0.75 + i)

@@ -161,7 +161,7 @@ def test_body_and_headers(receiver):
                         "alb_target_response_time_average")]
     data = {specs[0]: [Sample((T0 + 60) * 1000, 5.0), Sample(T0 * 1000, 3.0)],
             specs[1]: [Sample(T0 * 1000, 0.25)]}
-    series = build_series(lb, data, lb_labels(lb, "prod", "us-east-1", [("zz_team", "sre")]))
+    series = build_series(data, lb_labels(lb, "prod", "us-east-1", [("zz_team", "sre")]))
     c, sleeps = client(receiver.url)
     c.post(encode(series))
     assert c.requests == 1 and sleeps == []
