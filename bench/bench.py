@@ -18,11 +18,12 @@ import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
-from lbscrape import backfill, remote_write
-from lbscrape.catalog import DEFAULT, default_specs
-from lbscrape.cloudwatch import FetchTarget, plan_calls
-from lbscrape.config import RemoteWriteSettings
-from lbscrape.model import Sample, Series, Window
+from lbscrape.aws.cloudwatch import FetchTarget, plan_calls
+from lbscrape.core.catalog import DEFAULT, default_specs
+from lbscrape.core.config import RemoteWriteSettings
+from lbscrape.core.model import Sample, Series, Window
+from lbscrape.flows import backfill
+from lbscrape.prom import delivery, remote_write
 
 
 def series(n_series: int, n_samples: int, t0: int) -> list[Series]:
@@ -109,16 +110,16 @@ def bench_repeat() -> None:
         for n_lbs, minutes in ((1, 10), (10, 10), (50, 30)):
             data = [Series(tuple(sorted({**dict(s.labels), "run": f"{n_lbs}x{minutes}"}.items())),
                            s.samples) for s in series(14 * n_lbs, minutes, t0)]
-            batches = [remote_write.LbBatch(f"lb{i}", tuple(data[14 * i:14 * i + 14]),
+            batches = [delivery.LbBatch(f"lb{i}", tuple(data[14 * i:14 * i + 14]),
                                             t0 + 60 * minutes) for i in range(n_lbs)]
-            requests = remote_write.plan_requests(batches, 20_000)
-            remote_write.deliver(client, requests)
+            requests = delivery.plan_requests(batches, 20_000)
+            delivery.deliver(client, requests)
             before = client.requests
             start = time.perf_counter()
-            out = remote_write.deliver(client, requests)  # the repeat after a crash
+            out = delivery.deliver(client, requests)  # the repeat after a crash
             took = time.perf_counter() - start
             print(f"repeat of a written {minutes}-minute window, {n_lbs} ALB(s), "
-                  f"{remote_write.count(data)} samples: {client.requests - before} requests, "
+                  f"{delivery.count(data)} samples: {client.requests - before} requests, "
                   f"{len(out.rejected)} refused, {len(out.failed)} failed, {took:.2f}s")
     finally:
         prom.cleanup()

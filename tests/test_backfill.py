@@ -19,14 +19,16 @@ import pytest
 import snappy
 from click.testing import CliRunner
 
-from lbscrape import backfill, remote_write
-from lbscrape.catalog import DEFAULT, default_specs
-from lbscrape.checkpoint import Checkpoint, FileStore
-from lbscrape.cli import AWS_CONFIG, cli
-from lbscrape.config import RemoteWriteSettings
-from lbscrape.errors import ConfigError
-from lbscrape.model import Sample, Series, Window
-from lbscrape.prompb import WriteRequest
+from lbscrape.aws.session import AWS_CONFIG
+from lbscrape.cli import cli
+from lbscrape.core.catalog import DEFAULT, default_specs
+from lbscrape.core.checkpoint import Checkpoint, FileStore
+from lbscrape.core.config import RemoteWriteSettings
+from lbscrape.core.errors import ConfigError
+from lbscrape.core.model import Sample, Series, Window
+from lbscrape.flows import backfill
+from lbscrape.prom import remote_write
+from lbscrape.prom.prompb import WriteRequest
 from tests import world
 from tests.faultproxy import FaultProxy, Rule
 

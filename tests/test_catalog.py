@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lbscrape.catalog import (
+from lbscrape.core.catalog import (
     DEFAULT,
     DEFAULT_CATALOG,
     KINDS,

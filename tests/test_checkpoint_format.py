@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from lbscrape.checkpoint import DATA_KEY, FORMAT, decode, encode, merge
-from lbscrape.errors import CheckpointError
+from lbscrape.core.checkpoint import DATA_KEY, FORMAT, decode, encode, merge
+from lbscrape.core.errors import CheckpointError
 
 T0 = 1_795_392_000  # 2026-11-23T00:00:00Z
 WHERE = "monitoring/lbscrape-checkpoint"

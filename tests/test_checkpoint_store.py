@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from lbscrape.checkpoint import ConfigMapStore
-from lbscrape.config import CheckpointLocation
-from lbscrape.errors import CheckpointError
-from lbscrape.kube import make_api_client
+from lbscrape.core.config import CheckpointLocation
+from lbscrape.core.errors import CheckpointError
+from lbscrape.kube.checkpoint_store import ConfigMapStore
+from lbscrape.kube.client import make_api_client
 from tests.test_run import Scene, end_for
 
 LOC = CheckpointLocation("monitoring", "lbscrape-checkpoint")

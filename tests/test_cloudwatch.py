@@ -18,8 +18,7 @@ import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from lbscrape.catalog import default_specs
-from lbscrape.cloudwatch import (
+from lbscrape.aws.cloudwatch import (
     MAX_DATAPOINTS_PER_CALL,
     MAX_QUERIES_PER_CALL,
     Call,
@@ -28,8 +27,9 @@ from lbscrape.cloudwatch import (
     plan_calls,
     split_window,
 )
-from lbscrape.errors import AwsError
-from lbscrape.model import MetricSpec, Sample, Window
+from lbscrape.core.catalog import default_specs
+from lbscrape.core.errors import AwsError
+from lbscrape.core.model import MetricSpec, Sample, Window
 
 T0 = 1_795_392_000  # 2026-11-23T00:00:00Z
 ALB_SPECS = default_specs("application")

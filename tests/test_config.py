@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lbscrape.config import (
+from lbscrape.core.config import (
     CheckpointLocation,
     WindowSettings,
     parse_configmap_ref,
@@ -15,7 +15,7 @@ from lbscrape.config import (
     redact_url,
     validate_window,
 )
-from lbscrape.errors import ConfigError
+from lbscrape.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lbscrape import discovery
-from lbscrape.kube import make_api_client
-from lbscrape.model import Owner
+from lbscrape.core.model import Owner
+from lbscrape.kube import discovery
+from lbscrape.kube.client import make_api_client
 from tests import world
 
 NET = "networking.k8s.io/v1"

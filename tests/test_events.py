@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from lbscrape import events
-from lbscrape.budget import Budget
-from lbscrape.kube import make_api_client
-from lbscrape.model import Owner
+from lbscrape.core.budget import Budget
+from lbscrape.core.model import Owner
+from lbscrape.kube import events
+from lbscrape.kube.client import make_api_client
 
 NOW = 1_790_000_000
 

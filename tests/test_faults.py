@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import boto3
 
-from lbscrape.catalog import KINDS, KNOWN, prom_name
+from lbscrape.core.catalog import KINDS, KNOWN, prom_name
 from tests import world
 from tests.faultproxy import FaultProxy, Rule
 

@@ -387,14 +387,14 @@ def test_backfill_writes_the_labels_run_writes(scene, tmp_path):
 
 
 def test_the_gap_warning_backfill_command_carries_label_from():
-    from lbscrape import pipeline
-    from lbscrape.config import (
+    from lbscrape.core.config import (
         CheckpointLocation,
         RunConfig,
         WindowSettings,
         parse_labels_from,
     )
-    from lbscrape.model import Window
+    from lbscrape.core.model import Window
+    from lbscrape.flows import pipeline
 
     cfg = RunConfig(
         cluster="c", region="us-east-1", window=WindowSettings(120, 60, 600, 3000),

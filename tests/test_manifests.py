@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from lbscrape.cli import DEFAULT_CHECKPOINT_NAME, cli
+from lbscrape.cli import cli
+from lbscrape.core.options import DEFAULT_CHECKPOINT_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "cronjob"

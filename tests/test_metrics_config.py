@@ -16,13 +16,13 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-from lbscrape.catalog import DEFAULT, DEFAULT_CATALOG, KINDS
+from lbscrape.aws.cloudwatch import FetchTarget, fetch, plan_calls
 from lbscrape.cli import cli
-from lbscrape.cloudwatch import FetchTarget, fetch, plan_calls
-from lbscrape.errors import ConfigError
-from lbscrape.metrics_config import load, tailor
-from lbscrape.model import LoadBalancer, Owner, Sample, Window
-from lbscrape.series import build_series
+from lbscrape.core.catalog import DEFAULT, DEFAULT_CATALOG, KINDS
+from lbscrape.core.errors import ConfigError
+from lbscrape.core.metrics_config import load, tailor
+from lbscrape.core.model import LoadBalancer, Owner, Sample, Window
+from lbscrape.prom.series import build_series
 from tests.faultproxy import FaultProxy
 from tests.test_run import Scene, summary
 

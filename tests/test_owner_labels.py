@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lbscrape.config import (
+from lbscrape.core.config import (
     MAX_LABEL_VALUE_BYTES,
     RESERVED_LABELS,
     LabelFrom,
@@ -13,9 +13,9 @@ from lbscrape.config import (
     parse_labels_from,
     parse_namespaces,
 )
-from lbscrape.errors import ConfigError
-from lbscrape.model import LoadBalancer, Owner, Unresolved
-from lbscrape.owner_labels import (
+from lbscrape.core.errors import ConfigError
+from lbscrape.core.model import LoadBalancer, Owner, Unresolved
+from lbscrape.kube.owner_labels import (
     INVALID_ANNOTATION,
     INVALID_LABEL_VALUE,
     OPTED_OUT,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import boto3
 from botocore.exceptions import ClientError
 
-from lbscrape import pipeline, remote_write
-from lbscrape.checkpoint import ConfigMapStore
-from lbscrape.config import CheckpointLocation, RemoteWriteSettings, RunConfig, WindowSettings
-from lbscrape.errors import ExitStatus
-from lbscrape.kube import make_api_client
+from lbscrape.core.config import CheckpointLocation, RemoteWriteSettings, RunConfig, WindowSettings
+from lbscrape.core.errors import ExitStatus
+from lbscrape.flows import pipeline
+from lbscrape.kube.checkpoint_store import ConfigMapStore
+from lbscrape.kube.client import make_api_client
+from lbscrape.prom import remote_write
 from tests import world
 from tests.test_run import Scene, end_for
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lbscrape.config import parse_remote_write_url
-from lbscrape.errors import ConfigError
+from lbscrape.core.config import parse_remote_write_url
+from lbscrape.core.errors import ConfigError
 from tests import world
 from tests.test_run import Scene, end_for, summary
 

@@ -21,22 +21,21 @@ import pytest
 import snappy
 
 from lbscrape import __version__
-from lbscrape.config import RemoteWriteSettings
-from lbscrape.errors import RemoteWriteError
-from lbscrape.model import LoadBalancer, MetricSpec, Owner, Sample, Series
-from lbscrape.prompb import WriteRequest
-from lbscrape.remote_write import (
-    Client,
+from lbscrape.core.config import RemoteWriteSettings
+from lbscrape.core.errors import RemoteWriteError
+from lbscrape.core.model import LoadBalancer, MetricSpec, Owner, Sample, Series
+from lbscrape.prom.delivery import (
     LbBatch,
     Piece,
     count,
     deliver,
-    encode,
     plan_requests,
     slice_batch,
     write_bisecting,
 )
-from lbscrape.series import build_series, lb_labels
+from lbscrape.prom.prompb import WriteRequest
+from lbscrape.prom.remote_write import Client, encode
+from lbscrape.prom.series import build_series, lb_labels
 
 T0 = 1_795_392_000  # 2026-11-23T00:00:00Z
 

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lbscrape.cli import cli
-from lbscrape.config import RemoteWriteSettings
-from lbscrape.errors import ConfigError, RemoteWriteError
-from lbscrape.remote_write import Client, load_credentials
+from lbscrape.core.config import RemoteWriteSettings
+from lbscrape.core.errors import ConfigError, RemoteWriteError
+from lbscrape.prom.remote_write import Client, load_credentials
 from tests.test_run import Scene, logs
 
 TOKEN = "tok-7f3a9c1e-DO-NOT-LOG-b64e"

@@ -6,9 +6,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from lbscrape.errors import AwsError
-from lbscrape.model import Owner, Unresolved
-from lbscrape.resolve import (
+from lbscrape.aws.resolve import (
     _Described,
     describe_all,
     describe_classic,
@@ -18,6 +16,8 @@ from lbscrape.resolve import (
     find,
     resolve,
 )
+from lbscrape.core.errors import AwsError
+from lbscrape.core.model import Owner, Unresolved
 
 ARN = "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/{}"
 

@@ -15,11 +15,11 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
-from lbscrape import pipeline
-from lbscrape.catalog import DEFAULT, Catalog
 from lbscrape.cli import cli
-from lbscrape.config import CheckpointLocation, RunConfig, WindowSettings
-from lbscrape.model import Window
+from lbscrape.core.catalog import DEFAULT, Catalog
+from lbscrape.core.config import CheckpointLocation, RunConfig, WindowSettings
+from lbscrape.core.model import Window
+from lbscrape.flows import pipeline
 from tests import world
 from tests.faultproxy import FaultProxy, Rule
 

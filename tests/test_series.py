@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lbscrape.model import LoadBalancer, Owner
-from lbscrape.series import lb_labels
+from lbscrape.core.model import LoadBalancer, Owner
+from lbscrape.prom.series import lb_labels
 
 
 def lb(*owners, lb_type="application"):

@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 from kubernetes import client as k8s
 
-from lbscrape import smoke
-from lbscrape.cli import DEFAULT_CHECKPOINT_NAME, cli
-from lbscrape.config import CheckpointLocation
-from lbscrape.kube import make_api_client
+from lbscrape.cli import cli
+from lbscrape.core.config import CheckpointLocation
+from lbscrape.core.options import DEFAULT_CHECKPOINT_NAME
+from lbscrape.flows import smoke
+from lbscrape.kube.client import make_api_client
 from tests.fakekube import Grant
 from tests.faultproxy import FaultProxy, Rule
 from tests.test_least_privilege import granted_iam

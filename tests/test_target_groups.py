@@ -17,14 +17,15 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-from lbscrape import backfill, discovery
-from lbscrape.catalog import DEFAULT
+from lbscrape.aws.cloudwatch import Call, Query, fetch
+from lbscrape.aws.resolve import DescribedTg, attach, find_target_groups
 from lbscrape.cli import cli
-from lbscrape.cloudwatch import Call, Query, fetch
-from lbscrape.errors import KubeError
-from lbscrape.kube import make_api_client
-from lbscrape.model import Binding, LoadBalancer, MetricSpec, TargetGroup, Window
-from lbscrape.resolve import DescribedTg, attach, find_target_groups
+from lbscrape.core.catalog import DEFAULT
+from lbscrape.core.errors import KubeError
+from lbscrape.core.model import Binding, LoadBalancer, MetricSpec, TargetGroup, Window
+from lbscrape.flows import backfill
+from lbscrape.kube import discovery
+from lbscrape.kube.client import make_api_client
 from tests import world
 from tests.test_run import CLUSTER, Scene, end_for, logs, summary
 

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from lbscrape.config import WindowSettings
-from lbscrape.model import Window
-from lbscrape.window import plan_window, settled_end
+from lbscrape.core.config import WindowSettings
+from lbscrape.core.model import Window
+from lbscrape.core.window import plan_window, settled_end
 
 # 2026-11-23T00:00:00Z, a multiple of 3600.
 T0 = 1_795_392_000

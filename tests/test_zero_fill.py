@@ -15,11 +15,11 @@ import random
 import boto3
 import pytest
 
-from lbscrape import pipeline
-from lbscrape.catalog import FillPlan
-from lbscrape.errors import ExitStatus
-from lbscrape.model import MetricSpec, Sample
-from lbscrape.series import zero_fill
+from lbscrape.core.catalog import FillPlan
+from lbscrape.core.errors import ExitStatus
+from lbscrape.core.model import MetricSpec, Sample
+from lbscrape.flows import pipeline
+from lbscrape.prom.series import zero_fill
 from tests import world
 from tests.test_pipeline import clients, config
 from tests.test_run import Scene, end_for, logs, summary

@@ -15,6 +15,8 @@ Every check runs whatever the others answered, so one report shows everything to
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,12 +25,22 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client as k8s
 
-from lbscrape.config import CheckpointLocation, redact_url
-from lbscrape.errors import NO_CREDENTIALS, KubeError, RemoteWriteError
-from lbscrape.kube import call_api
-from lbscrape.model import Labels, Sample, Series, isotime
-from lbscrape.remote_write import Client, encode
-from lbscrape.series import selector
+from lbscrape.aws import session as aws
+from lbscrape.core.config import CheckpointLocation, parse_labels, redact_url
+from lbscrape.core.console import Console, fail
+from lbscrape.core.errors import (
+    NO_CREDENTIALS,
+    ConfigError,
+    ExitStatus,
+    KubeError,
+    LbscrapeError,
+    RemoteWriteError,
+)
+from lbscrape.core.model import Labels, Sample, Series, isotime
+from lbscrape.core.options import CheckpointOptions, KubeOptions, RemoteWriteOptions
+from lbscrape.kube.client import call_api, make_api_client
+from lbscrape.prom.remote_write import Client, encode, load_credentials
+from lbscrape.prom.series import selector
 
 Result = Literal["pass", "fail", "skipped"]
 Scope = Literal["cluster", "all-namespaces", "checkpoint"]
@@ -283,3 +295,54 @@ def as_json(checks: Sequence[Check]) -> dict[str, Any]:
             "skipped": n["skipped"],
             "checks": [{"check": c.name, "result": c.result, "detail": c.detail}
                        for c in checks]}
+
+
+@dataclass(frozen=True)
+class SmokeOptions:
+    cluster: str | None = None
+    region: str | None = None
+    labels: tuple[str, ...] = ()
+    remote_write_url: str | None = None
+    remote_write: RemoteWriteOptions = RemoteWriteOptions()
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    kube: KubeOptions = KubeOptions()
+    no_write: bool = False
+    events: bool = True
+    output: str = "table"
+
+
+def execute(o: SmokeOptions, console: Console) -> int:
+    """Every check, then the report; exit 1 when any failed."""
+    try:
+        static_labels = parse_labels(o.labels)
+        writer = None
+        if not o.no_write:
+            if not (o.cluster or "").strip():
+                raise ConfigError("--cluster: required unless --no-write (or set "
+                                  "LBSCRAPE_CLUSTER)")
+            if not o.remote_write_url:
+                raise ConfigError("--remote-write-url: required unless --no-write (or set "
+                                  "LBSCRAPE_REMOTE_WRITE_URL)")
+            rw = o.remote_write.settings(o.remote_write_url)
+            writer = Client(rw, credentials=load_credentials(rw))
+        o.checkpoint.check()
+        kube, own_namespace = make_api_client(o.kube.kubeconfig, o.kube.context)
+        s = aws.session(o.region)
+        elbv2, elb, cw = (aws.client(s, name) for name in ("elbv2", "elb", "cloudwatch"))
+    except (LbscrapeError, BotoCoreError) as e:
+        return fail(console, e)
+    checkpoint = None if o.checkpoint.file else o.checkpoint.location(own_namespace)
+    now = time.time()
+    checks = [*check_permissions(kube, checkpoint, o.events),
+              *check_aws(elbv2, elb, cw, s.region_name, int(now))]
+    if writer is not None and o.cluster:
+        series = smoke_series(o.cluster.strip(), s.region_name, static_labels, int(now * 1000))
+        checks.append(check_remote_write(writer, series))
+    else:
+        checks.append(WRITE_SKIPPED)
+    if o.output == "json":
+        console.out(json.dumps(as_json(checks), indent=2))
+    else:
+        for line in table(checks):
+            console.out(line)
+    return ExitStatus.ERROR if failed(checks) else ExitStatus.OK

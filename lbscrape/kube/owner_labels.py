@@ -20,8 +20,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lbscrape.config import MAX_LABEL_VALUE_BYTES, RESERVED_LABELS, LabelFrom
-from lbscrape.model import LoadBalancer, Owner, Unresolved
+from lbscrape.core.config import MAX_LABEL_VALUE_BYTES, RESERVED_LABELS, LabelFrom
+from lbscrape.core.model import LoadBalancer, Owner, Unresolved
 
 SCRAPE_ANNOTATION = "lbscrape.io/scrape"
 LABELS_ANNOTATION = "lbscrape.io/labels"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from lbscrape.model import LbType, MetricSpec
+from lbscrape.core.model import LbType, MetricSpec
 
 DimensionSet = Literal["load_balancer", "target_group"]
 """Which CloudWatch dimensions a metric is fetched with: the load balancer's own (LoadBalancer,

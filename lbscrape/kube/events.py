@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 
 from kubernetes import client as k8s
 
-from lbscrape.budget import Budget
-from lbscrape.errors import KubeError
-from lbscrape.kube import REQUEST_TIMEOUT, call_api
-from lbscrape.model import Owner
+from lbscrape.core.budget import Budget
+from lbscrape.core.errors import KubeError
+from lbscrape.core.model import Owner
+from lbscrape.kube.client import REQUEST_TIMEOUT, call_api
 
 log = logging.getLogger(__name__)
 

@@ -6,24 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client as k8s
-
-from lbscrape.catalog import DEFAULT, KINDS, Catalog
-from lbscrape.cloudwatch import plan_calls
-from lbscrape.discovery import discover, target_group_bindings
-from lbscrape.model import LoadBalancer, Window
-from lbscrape.pipeline import fetch_targets
-from lbscrape.resolve import ElbClient, find, find_target_groups
+from lbscrape.aws.cloudwatch import fetch_targets, plan_calls
+from lbscrape.core.catalog import DEFAULT, KINDS, Catalog
+from lbscrape.core.model import LoadBalancer, Window
 
 PRICE_PER_1000 = 0.01  # USD per 1,000 metrics requested, list price (us-east-1)
 MONTH = 30 * 86400
-
-
-def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient,
-                 catalog: Catalog = DEFAULT, cluster: str = "") -> tuple[LoadBalancer, ...]:
-    """The load balancers, with their target groups when the catalog fetches those."""
-    return find_target_groups(find(discover(kube), elbv2, elb, cluster).load_balancers, elbv2,
-                              lambda: target_group_bindings(kube), catalog.has_target_groups)
 
 
 @dataclass

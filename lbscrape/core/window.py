@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lbscrape.config import WindowSettings
-from lbscrape.model import Window
+from lbscrape.core.config import WindowSettings
+from lbscrape.core.model import Window
 
 
 @dataclass(frozen=True)

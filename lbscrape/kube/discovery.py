@@ -14,9 +14,9 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from lbscrape.errors import KubeError
-from lbscrape.kube import call_api
-from lbscrape.model import Binding, LbType, Owner
+from lbscrape.core.errors import KubeError
+from lbscrape.core.model import Binding, LbType, Owner
+from lbscrape.kube.client import call_api
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""Per-load-balancer checkpoints, kept in one ConfigMap.
+"""Per-load-balancer checkpoints: the format, the merge rules, and the local file store.
+
+The ConfigMap store is on the Kubernetes side (lbscrape.kube.checkpoint_store).
 
 The checkpoint of a load balancer is the end of the last window whose samples the
 remote-write endpoint accepted. It moves only forward, and only after acceptance, so a
@@ -14,24 +16,15 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from kubernetes import client as k8s
-
-from lbscrape.config import CheckpointLocation
-from lbscrape.errors import CheckpointError, KubeError
-from lbscrape.kube import call_api
-from lbscrape.model import isotime, parse_isotime
-
-log = logging.getLogger(__name__)
+from lbscrape.core.errors import CheckpointError
+from lbscrape.core.model import isotime, parse_isotime
 
 DATA_KEY = "checkpoint.json"
 FORMAT = 1
-CAS_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -91,7 +84,9 @@ def merge(current: Mapping[str, int], updates: Mapping[str, int]) -> dict[str, i
     return merged
 
 
-class _Saving:
+class SavingStore:
+    """save() in terms of update(); stores implement load() and update()."""
+
     def update(self, base: Checkpoint,
                apply: Callable[[Mapping[str, int]], dict[str, int]]) -> Checkpoint:
         raise NotImplementedError
@@ -110,7 +105,7 @@ class _Saving:
         return self.update(base, apply)
 
 
-class FileStore(_Saving):
+class FileStore(SavingStore):
     """A local JSON file, for laptops and CI: same format as the ConfigMap's key.
 
     Read-modify-write happens under an exclusive lock on PATH.lock, and the new content
@@ -144,81 +139,3 @@ class FileStore(_Saving):
                 return Checkpoint(ends)
         except OSError as e:
             raise CheckpointError(f"cannot write checkpoint file {self.path}: {e.strerror}") from e
-
-
-class ConfigMapStore(_Saving):
-    def __init__(self, api: k8s.ApiClient, location: CheckpointLocation,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self._core = k8s.CoreV1Api(api)
-        self._sleep = sleep
-        self.location = location
-        self._object: k8s.V1ConfigMap | None = None  # as last read, to keep its metadata
-
-    def load(self) -> Checkpoint:
-        loc = self.location
-        try:
-            cm = call_api(f"get configmap {loc}", self._core.read_namespaced_config_map,
-                          loc.name, loc.namespace)
-        except KubeError as e:
-            if e.status == 404:
-                return Checkpoint()
-            raise CheckpointError(f"cannot read checkpoint: {e}") from e
-        text = (cm.data or {}).get(DATA_KEY)
-        ends = decode(text, str(loc)) if text is not None else {}
-        self._object = cm
-        return Checkpoint(ends, _rv(cm))
-
-    def update(self, base: Checkpoint,
-               apply: Callable[[Mapping[str, int]], dict[str, int]]) -> Checkpoint:
-        """Store apply(stored checkpoints), compare-and-swap; on a conflict re-read and
-        apply again. Returns what was stored."""
-        loc = self.location
-        current = base
-        backoff = 0.25
-        last: KubeError | None = None
-        for _ in range(CAS_ATTEMPTS):
-            ends = apply(current.ends)
-            stored_cm = self._object
-            if current.resource_version is not None and stored_cm is not None \
-                    and _rv(stored_cm) == current.resource_version:
-                # Replace keeps labels, annotations and other keys people or kubectl added.
-                body = stored_cm
-                body.data = {**(body.data or {}), DATA_KEY: encode(ends)}
-            else:
-                body = k8s.V1ConfigMap(
-                    metadata=k8s.V1ObjectMeta(
-                        name=loc.name, namespace=loc.namespace,
-                        resource_version=current.resource_version,
-                        labels={"app.kubernetes.io/managed-by": "lbscrape"},
-                    ),
-                    data={DATA_KEY: encode(ends)},
-                )
-            try:
-                if current.resource_version is None:
-                    stored = call_api(f"create configmap {loc}",
-                                      self._core.create_namespaced_config_map, loc.namespace, body)
-                else:
-                    stored = call_api(f"update configmap {loc}",
-                                      self._core.replace_namespaced_config_map,
-                                      loc.name, loc.namespace, body)
-                return Checkpoint(ends, _rv(stored))
-            except KubeError as e:
-                last = e
-                if e.status == 409:
-                    log.info("checkpoint %s changed underneath (409); re-reading and merging", loc)
-                    current = self.load()
-                elif e.status is None or e.status >= 500 or e.status == 429:
-                    # The samples are already written: a lost checkpoint means the next run
-                    # repeats the window, which is safe but costly, so try a little harder.
-                    log.info("storing checkpoint %s: %s; retrying", loc, e)
-                    self._sleep(backoff)
-                    backoff *= 2
-                else:
-                    raise CheckpointError(f"cannot store checkpoint: {e}") from e
-        raise CheckpointError(
-            f"cannot store checkpoint {loc} after {CAS_ATTEMPTS} attempts: {last}"
-        )
-
-
-def _rv(cm: k8s.V1ConfigMap) -> str | None:
-    return cm.metadata.resource_version if cm.metadata else None

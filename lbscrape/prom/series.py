@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from lbscrape.catalog import FillPlan
-from lbscrape.model import LoadBalancer, MetricSpec, Sample, Series, TargetGroup
+from lbscrape.core.catalog import FillPlan
+from lbscrape.core.model import LoadBalancer, MetricSpec, Sample, Series, TargetGroup
 
 OWNER_LABEL = {"Ingress": "ingress", "Service": "service"}
 
@@ -53,12 +53,6 @@ def tg_labels(lb_base: Mapping[str, str], tg: TargetGroup) -> dict[str, str]:
         labels.update(target_namespace=tg.binding.namespace, target_service=tg.binding.service,
                       target_port=tg.binding.port)
     return {k: v for k, v in labels.items() if v}
-
-
-def target_dimensions(lb: LoadBalancer, tg: TargetGroup) -> tuple[tuple[str, str], ...]:
-    """CloudWatch matches the exact set, in any order; moto only in the order published, so
-    tests publish in this one."""
-    return (("TargetGroup", tg.dimension), ("LoadBalancer", lb.dimension))
 
 
 def build_series(data: Mapping[MetricSpec, Iterable[Sample]],

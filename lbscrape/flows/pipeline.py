@@ -16,25 +16,26 @@ from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
-from lbscrape import cloudwatch, events, owner_labels, remote_write
-from lbscrape.budget import Budget
-from lbscrape.catalog import DIMENSION_SETS, KINDS, Catalog, DimensionSet
-from lbscrape.checkpoint import Checkpoint
-from lbscrape.config import RunConfig
-from lbscrape.discovery import discover, target_group_bindings
-from lbscrape.errors import ExitStatus
-from lbscrape.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
-from lbscrape.resolve import ElbClient, explain, find, find_target_groups
-from lbscrape.series import (
+from lbscrape.aws import cloudwatch
+from lbscrape.aws.resolve import ElbClient, explain, find, find_target_groups
+from lbscrape.core.budget import Budget
+from lbscrape.core.catalog import DIMENSION_SETS, Catalog, DimensionSet
+from lbscrape.core.checkpoint import Checkpoint
+from lbscrape.core.config import RunConfig
+from lbscrape.core.errors import ExitStatus
+from lbscrape.core.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
+from lbscrape.core.window import WindowPlan, plan_window
+from lbscrape.kube import events, owner_labels
+from lbscrape.kube.discovery import discover, target_group_bindings
+from lbscrape.prom import delivery, remote_write
+from lbscrape.prom.series import (
     build_series,
     exposition,
     lb_labels,
     selector,
-    target_dimensions,
     tg_labels,
     zero_fill,
 )
-from lbscrape.window import WindowPlan, plan_window
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,30 @@ def run(cfg: RunConfig, clients: Clients, now: int,
 
 def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
          budget: Budget | None, result: RunResult) -> None:
-    c = result.counters
+    """The stages, in order."""
+    lbs, chosen = _discover(cfg, clients, result)
+    checkpoint = clients.store.load()
+    plans = _plan_windows(cfg, lbs, checkpoint, now)
+    calls = cloudwatch.plan_calls(
+        cloudwatch.fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()}))
+    fetched = cloudwatch.fetch(clients.cloudwatch, calls, budget)
+    result.counters.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
+    batches = _batches(cfg, lbs, chosen, plans, fetched, result)
+    if cfg.dry_run or clients.writer is None:
+        for b in batches:
+            for s in b.series:
+                for line in exposition(s):
+                    emit(line)
+        result.counters.update(samples_would_write=sum(delivery.count(b.series)
+                                                       for b in batches))
+        return
+    outcome = _write(clients.writer, batches, result)
+    _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
+
+
+def _discover(cfg: RunConfig, clients: Clients, result: RunResult
+              ) -> tuple[list[LoadBalancer], owner_labels.OwnerPlan]:
+    """Owners -> their load balancers (and target groups), with what to warn about."""
     owners = discover(clients.kube)
     resolution = find(owners, clients.elbv2, clients.elb, cfg.cluster)
     chosen = owner_labels.plan(
@@ -103,9 +127,10 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                              lambda: target_group_bindings(clients.kube),
                              cfg.catalog.has_target_groups)
     hostnames = {h.lower().rstrip(".") for o in chosen.selected for h in o.hostnames}
-    c.update(owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
-             lbs_found=len(hostnames), lbs_resolved=len(lbs), unresolved=len(chosen.unresolved),
-             target_groups=sum(len(lb.target_groups) for lb in lbs))
+    result.counters.update(
+        owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
+        lbs_found=len(hostnames), lbs_resolved=len(lbs), unresolved=len(chosen.unresolved),
+        target_groups=sum(len(lb.target_groups) for lb in lbs))
     for o, why in chosen.skipped:
         log.debug("%s: %s; skipped", o, why)
     for u in chosen.unresolved:
@@ -115,19 +140,25 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     result.notices = events.gather(
         [(u.owner, events.LOAD_BALANCER_NOT_FOUND, explain(u, cfg.region))
          for u in chosen.unresolved] + [(p.owner, p.reason, p.text) for p in chosen.problems])
+    return list(lbs), chosen
 
-    checkpoint = clients.store.load()
+
+def _plan_windows(cfg: RunConfig, lbs: Sequence[LoadBalancer], checkpoint: Checkpoint,
+                  now: int) -> dict[str, WindowPlan]:
     plans = {lb.key: plan_window(now, checkpoint.ends.get(lb.key), cfg.window) for lb in lbs}
     for lb in lbs:
         _warn_realigned(lb, plans[lb.key])
     _warn_gaps(lbs, plans, cfg)
-
     if cfg.zero_fill:
         _warn_no_traffic_metric(cfg.catalog, {lb.type for lb in lbs})
-    fetched = cloudwatch.fetch(clients.cloudwatch, cloudwatch.plan_calls(
-        fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()})), budget)
-    c.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
+    return plans
 
+
+def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.OwnerPlan,
+             plans: Mapping[str, WindowPlan], fetched: cloudwatch.FetchResult,
+             result: RunResult) -> list[delivery.LbBatch]:
+    """Per fetched load balancer, its series and its target groups', labelled and
+    zero-filled; a load balancer whose fetch failed has none (and is failed)."""
     wall_now_ms = int(time.time() * 1000)
     by_lb: dict[str, dict[MetricSpec, list[Sample]]] = defaultdict(dict)
     for (key, spec), pts in fetched.samples.items():
@@ -154,59 +185,46 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                 # Only here, after the failed ones are skipped: a zero needs a complete
                 # fetch. Each set from its own traffic metric (Catalog.fill_plan).
                 data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
-                c["samples_zero_filled"] += filled
+                result.counters["samples_zero_filled"] += filled
             series += build_series(data, labels)
-        batches.append(remote_write.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
-                                            plans[lb.key].window.end))
+        batches.append(delivery.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
+                                        plans[lb.key].window.end))
+    return batches
 
-    if cfg.dry_run or clients.writer is None:
-        for b in batches:
-            for s in b.series:
-                for line in exposition(s):
-                    emit(line)
-        c.update(samples_would_write=sum(remote_write.count(b.series) for b in batches))
-        return
 
-    settings = clients.writer.settings
-    delivery = remote_write.deliver(
-        clients.writer, remote_write.plan_requests(batches, settings.max_samples_per_request)
-    )
-    c.update(samples_written=delivery.samples_written, samples_rejected=len(delivery.rejected),
-             remote_write_requests=clients.writer.requests)
-    _report_rejected(delivery.rejected)
+def _write(writer: remote_write.Client, batches: Sequence[delivery.LbBatch],
+           result: RunResult) -> delivery.Delivery:
+    outcome = delivery.deliver(
+        writer, delivery.plan_requests(batches, writer.settings.max_samples_per_request))
+    result.counters.update(samples_written=outcome.samples_written,
+                           samples_rejected=len(outcome.rejected),
+                           remote_write_requests=writer.requests)
+    _report_rejected(outcome.rejected)
+    return outcome
 
+
+def _store_checkpoints(cfg: RunConfig, store: CheckpointStore, checkpoint: Checkpoint,
+                       lbs: Sequence[LoadBalancer], plans: Mapping[str, WindowPlan],
+                       outcome: delivery.Delivery, now: int, result: RunResult) -> None:
+    """Move each load balancer's checkpoint to what the endpoint accepted, and forget
+    the ones not seen for longer than --checkpoint-retention."""
     by_key = {lb.key: lb for lb in lbs}
     updates = {}
-    for key, through in delivery.through.items():
+    for key, through in outcome.through.items():
         if through > checkpoint.ends.get(key, through - 1):
             updates[key] = through
-        if through == plans[key].window.end and key not in delivery.failed:
-            c["lbs_written"] += 1
-    for key, reason in delivery.failed.items():
+        if through == plans[key].window.end and key not in outcome.failed:
+            result.counters["lbs_written"] += 1
+    for key, reason in outcome.failed.items():
         result.failed[by_key[key].name] = reason
     expire_before = now - cfg.checkpoint_retention
     present = {lb.key for lb in lbs}
     expired = [k for k, end in checkpoint.ends.items() if end < expire_before and k not in present]
     if updates or expired:
-        clients.store.save(checkpoint, updates, expire_before=expire_before, keep=present)
+        store.save(checkpoint, updates, expire_before=expire_before, keep=present)
         if expired:
             log.info("forgot the checkpoints of %d load balancers not seen for longer than "
                      "--checkpoint-retention", len(expired))
-
-
-def fetch_targets(lbs: Sequence[LoadBalancer], catalog: Catalog,
-                  windows: Mapping[str, Window]) -> list[cloudwatch.FetchTarget]:
-    """Per load balancer its own metrics and each of its target groups', all in its
-    window (exactly-once is per load balancer window)."""
-    targets = []
-    for lb in lbs:
-        window = windows[lb.key]
-        targets.append(cloudwatch.FetchTarget(
-            lb.key, ((KINDS[lb.type].dimension, lb.dimension),), window, catalog.specs(lb.type)))
-        tg_specs = catalog.specs(lb.type, "target_group")
-        targets += [cloudwatch.FetchTarget(lb.key, target_dimensions(lb, tg), window, tg_specs,
-                                           tg.dimension) for tg in lb.target_groups]
-    return targets
 
 
 def _warn_no_traffic_metric(catalog: Catalog, types: set[LbType]) -> None:
@@ -296,9 +314,9 @@ def _drop_future(series: list[Series], wall_now_ms: int) -> list[Series]:
     return out
 
 
-def _report_rejected(rejected: list[remote_write.Rejected]) -> None:
+def _report_rejected(rejected: list[delivery.Rejected]) -> None:
     """One line per load balancer and reason, not one per sample."""
-    groups: dict[tuple[str, str], list[remote_write.Rejected]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[delivery.Rejected]] = defaultdict(list)
     for r in rejected:
         groups[(dict(r.labels).get("load_balancer_name", "?"), r.reason)].append(r)
     for (name, reason), rs in sorted(groups.items()):

@@ -31,8 +31,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from lbscrape.errors import NO_CREDENTIALS, AwsError
-from lbscrape.model import (
+from lbscrape.core.errors import NO_CREDENTIALS, AwsError
+from lbscrape.core.model import (
     CLASSIC_KEY_PREFIX,
     Binding,
     LbType,

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from lbscrape.catalog import (
+from lbscrape.core.catalog import (
     DEFAULT,
     DIMENSION_SETS,
     KINDS,
@@ -42,8 +42,8 @@ from lbscrape.catalog import (
     parse_stat,
     prom_name,
 )
-from lbscrape.errors import ConfigError
-from lbscrape.model import LbType
+from lbscrape.core.errors import ConfigError
+from lbscrape.core.model import LbType
 
 OPTION = "--metrics-config"
 STATS_HELP = ("use Sum, Average, Minimum, Maximum, SampleCount or a percentile p0..p100 with "

@@ -13,7 +13,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from lbscrape.errors import ConfigError, KubeError
+from lbscrape.core.errors import ConfigError, KubeError
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 T = TypeVar("T")

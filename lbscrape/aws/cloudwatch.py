@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from lbscrape.budget import Budget, unlimited
-from lbscrape.errors import NO_CREDENTIALS, AwsError
-from lbscrape.model import MetricSpec, Sample, Window, isotime
+from lbscrape.core.budget import Budget, unlimited
+from lbscrape.core.catalog import KINDS, Catalog
+from lbscrape.core.errors import NO_CREDENTIALS, AwsError
+from lbscrape.core.model import LoadBalancer, MetricSpec, Sample, TargetGroup, Window, isotime
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +221,22 @@ def _fail_all(call: Call, result: FetchResult, reason: str) -> None:
 def _msg(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Message", "")).strip()
 
+def target_dimensions(lb: LoadBalancer, tg: TargetGroup) -> tuple[tuple[str, str], ...]:
+    """CloudWatch matches the exact set, in any order; moto only in the order published, so
+    tests publish in this one."""
+    return (("TargetGroup", tg.dimension), ("LoadBalancer", lb.dimension))
+
+
+def fetch_targets(lbs: Sequence[LoadBalancer], catalog: Catalog,
+                  windows: Mapping[str, Window]) -> list[FetchTarget]:
+    """Per load balancer its own metrics and each of its target groups', all in its
+    window (exactly-once is per load balancer window)."""
+    targets = []
+    for lb in lbs:
+        window = windows[lb.key]
+        targets.append(FetchTarget(
+            lb.key, ((KINDS[lb.type].dimension, lb.dimension),), window, catalog.specs(lb.type)))
+        tg_specs = catalog.specs(lb.type, "target_group")
+        targets += [FetchTarget(lb.key, target_dimensions(lb, tg), window, tg_specs,
+                                           tg.dimension) for tg in lb.target_groups]
+    return targets

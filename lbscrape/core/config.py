@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from lbscrape.catalog import DEFAULT, Catalog
-from lbscrape.errors import ConfigError
+from lbscrape.core.catalog import DEFAULT, Catalog
+from lbscrape.core.errors import ConfigError
 
 # Labels lbscrape sets itself; a static label may not replace them.
 CONTRACT_LABELS = frozenset(

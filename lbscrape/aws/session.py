@@ -1,0 +1,33 @@
+"""The one place boto3 sessions and clients are made, with lbscrape's retry policy."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+import botocore.config
+
+from lbscrape.core.errors import ConfigError
+
+# Standard retry mode: exponential backoff with jitter on throttles, 5xx and timeouts.
+AWS_CONFIG = botocore.config.Config(retries={"mode": "standard", "max_attempts": 4},
+                                    connect_timeout=5, read_timeout=10)
+
+
+def session(region: str | None, profile: str | None = None) -> boto3.session.Session:
+    """A session for `region` (else AWS_REGION, else the config chain's); ConfigError
+    when none is configured."""
+    # boto3 reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what other SDKs
+    # (and EKS pod identity) set, so honour it too.
+    s = boto3.session.Session(profile_name=profile,
+                              region_name=region or os.environ.get("AWS_REGION"))
+    if not s.region_name:
+        raise ConfigError("--region: no AWS region configured; pass --region or set "
+                          "AWS_REGION")
+    return s
+
+
+def client(s: boto3.session.Session, service: str) -> Any:
+    """A client of `service` with lbscrape's retries and timeouts."""
+    return s.client(service, config=AWS_CONFIG)

@@ -1,0 +1,200 @@
+"""Option values as the user gave them (text, paths), and their validation into configs.
+
+The command line fills these dataclasses and hands them to a flow; turning them into a
+validated RunConfig (or a backfill's settings) happens here, so it is testable without
+click. Every check raises ConfigError naming the option, before anything is contacted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lbscrape.core import metrics_config
+from lbscrape.core.catalog import DEFAULT, Catalog
+from lbscrape.core.config import (
+    CheckpointLocation,
+    RemoteWriteSettings,
+    RunConfig,
+    WindowSettings,
+    parse_configmap_ref,
+    parse_duration,
+    parse_labels,
+    parse_labels_from,
+    parse_namespaces,
+    parse_remote_write_url,
+    validate_remote_write_auth,
+    validate_window,
+)
+from lbscrape.core.errors import ConfigError
+from lbscrape.core.model import parse_isotime
+
+DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
+
+
+@dataclass(frozen=True)
+class RemoteWriteOptions:
+    """The remote-write options `run`, `backfill` and `smoke` share."""
+
+    timeout: str = "10s"
+    retries: int = 3
+    max_samples: int = 20_000
+    bearer_token_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def settings(self, url: str) -> RemoteWriteSettings:
+        """Validated settings for `url`; reads no file (the flow loads the credentials)."""
+        return validate_remote_write_auth(RemoteWriteSettings(
+            url=parse_remote_write_url(url),
+            timeout=float(parse_duration(self.timeout, "--remote-write-timeout")),
+            retries=self.retries, max_samples_per_request=self.max_samples,
+            bearer_token_file=self.bearer_token_file,
+            username=self.username, password_file=self.password_file, ca_file=self.ca_file,
+            cert_file=self.cert_file, key_file=self.key_file,
+        ))
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    """How to reach the Kubernetes API: in-cluster, or a kubeconfig and context."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointOptions:
+    """Where `run` keeps its checkpoints: a ConfigMap (default) or a local file."""
+
+    configmap: str | None = None
+    file: str | None = None
+
+    def check(self) -> None:
+        if self.configmap and self.file:
+            raise ConfigError("--checkpoint-file: not together with --checkpoint-configmap; "
+                              "choose one place for the checkpoints")
+        if self.configmap:
+            parse_configmap_ref(self.configmap)
+
+    def location(self, own_namespace: str) -> CheckpointLocation:
+        """The ConfigMap: as given, else the default name in the pod's namespace."""
+        if self.configmap:
+            return parse_configmap_ref(self.configmap)
+        return CheckpointLocation(own_namespace, DEFAULT_CHECKPOINT_NAME)
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    """--namespace and --exclude-namespace."""
+
+    namespaces: tuple[str, ...] = ()
+    exclude_namespaces: tuple[str, ...] = ()
+
+    def parsed(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return parse_namespaces(self.namespaces, self.exclude_namespaces)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`lbscrape run`, as given."""
+
+    cluster: str
+    region: str | None = None
+    remote_write_url: str | None = None
+    remote_write: RemoteWriteOptions = RemoteWriteOptions()
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    selection: SelectionOptions = SelectionOptions()
+    kube: KubeOptions = KubeOptions()
+    settle_delay: str = "2m"
+    period: str = "60s"
+    initial_lookback: str = "10m"
+    max_catchup: str = "50m"
+    checkpoint_retention: str = "7d"
+    labels: tuple[str, ...] = ()
+    label_from: tuple[str, ...] = ()
+    events: bool = True
+    deadline: str = "50s"
+    metrics_config: str | None = None
+    zero_fill: bool = True
+    dry_run: bool = False
+    log_format: str | None = None
+    now: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A validated run: the config, and what the command needs beside it."""
+
+    config: RunConfig
+    deadline: int
+    """Seconds the run may take."""
+    now: int
+    """The time the run acts at (the clock, or --now)."""
+
+
+def run_settings(o: RunOptions, region: Callable[[], str],
+                 own_namespace: Callable[[], str]) -> RunSettings:
+    """Validate every option of `run`, then ask for the region and the pod's namespace
+    (which may read the AWS and Kubernetes configuration), so bad input fails first."""
+    window = validate_window(WindowSettings(
+        settle_delay=parse_duration(o.settle_delay, "--settle-delay"),
+        period=parse_duration(o.period, "--period"),
+        initial_lookback=parse_duration(o.initial_lookback, "--initial-lookback"),
+        max_catchup=parse_duration(o.max_catchup, "--max-catchup"),
+    ))
+    static_labels = parse_labels(o.labels)
+    rules = parse_labels_from(o.label_from)
+    only, never = o.selection.parsed()
+    retention = parse_duration(o.checkpoint_retention, "--checkpoint-retention")
+    if retention <= window.max_catchup:
+        raise ConfigError("--checkpoint-retention: must be longer than --max-catchup "
+                          f"({window.max_catchup}s); default 7d")
+    deadline = parse_duration(o.deadline, "--deadline")
+    if deadline <= 0:
+        raise ConfigError("--deadline: must be positive (default 50s)")
+    if not o.cluster.strip():
+        raise ConfigError("--cluster: must not be empty")
+    catalog = load_catalog(o.metrics_config)
+    rw = None
+    if o.remote_write_url:
+        rw = o.remote_write.settings(o.remote_write_url)
+    elif not o.dry_run:
+        raise ConfigError("--remote-write-url: required unless --dry-run "
+                          "(or set LBSCRAPE_REMOTE_WRITE_URL)")
+    o.checkpoint.check()
+    at = parse_now(o.now)
+    location = o.checkpoint.location(own_namespace())
+    cfg = RunConfig(
+        cluster=o.cluster.strip(), region=region(), window=window,
+        remote_write=rw, dry_run=o.dry_run, static_labels=static_labels,
+        checkpoint_retention=retention, checkpoint_file=o.checkpoint.file,
+        checkpoint=location,
+        catalog=catalog, zero_fill=o.zero_fill,
+        namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
+    )
+    return RunSettings(cfg, deadline, at)
+
+
+def load_catalog(path: str | None) -> Catalog:
+    """The default catalog, or the one --metrics-config tailors."""
+    return metrics_config.load(path) if path else DEFAULT
+
+
+def parse_time(text: str, option: str) -> int:
+    """RFC 3339 or epoch seconds -> epoch seconds."""
+    try:
+        return int(text) if text.isdigit() else parse_isotime(text)
+    except ValueError as e:
+        raise ConfigError(f"{option}: cannot read time {text!r}: use RFC 3339 "
+                          "(2026-11-23T10:00:00Z), epoch seconds or -30m") from e
+
+
+def parse_now(text: str | None) -> int:
+    """--now: a time in the past to act at (tests, demos); never later than the clock."""
+    clock = int(time.time())
+    return min(parse_time(text, "--now"), clock) if text else clock

@@ -1,0 +1,53 @@
+"""The house rules that lint-imports cannot see: sizes, and a command line that starts
+without the client libraries."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "lbscrape"
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60  # body, without the docstring
+HEAVY = ("boto3", "botocore", "kubernetes", "google.protobuf", "snappy")
+
+
+def _functions():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body
+                if len(body) > 1 and isinstance(body[0], ast.Expr) \
+                        and isinstance(body[0].value, ast.Constant):
+                    body = body[1:]
+                yield path, node, node.end_lineno - body[0].lineno + 1
+
+
+def test_no_module_is_over_500_lines():
+    sizes = {p.relative_to(PACKAGE.parent): len(p.read_text().splitlines())
+             for p in PACKAGE.rglob("*.py")}
+    assert len(sizes) > 40
+    assert {p: n for p, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_no_function_is_over_60_lines():
+    found = list(_functions())
+    assert len(found) > 300
+    assert [(str(p.relative_to(PACKAGE.parent)), f.name, n) for p, f, n in found
+            if n > MAX_FUNCTION_LINES] == []
+
+
+def test_the_command_line_loads_no_client_library_until_a_command_runs():
+    code = ("import sys; from click.testing import CliRunner; from lbscrape.cli import cli; "
+            "r = CliRunner().invoke(cli, ['run', '--help']); assert r.exit_code == 0, r.output; "
+            f"print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_every_command_is_a_module_of_its_own():
+    from lbscrape.cli import cli
+
+    modules = {cmd.callback.__module__ for cmd in cli.commands.values()}
+    assert modules == {f"lbscrape.cli.{name}" for name in cli.commands}
