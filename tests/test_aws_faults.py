@@ -29,7 +29,7 @@ def gmd(req):
     return req.mentions("GetMetricData")
 
 
-def test_throttling_and_5xx_are_retried_by_botocore(proxied):
+def test_throttling_and_5xx_are_retried(proxied):
     scene, proxy = proxied
     proxy.add(Rule(gmd, times=1, **THROTTLE))
     proxy.add(Rule(gmd, times=1, status=503, body=b""))

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from lbscrape.aws.cloudwatch import (
+    MAX_ATTEMPTS,
     MAX_DATAPOINTS_PER_CALL,
     MAX_QUERIES_PER_CALL,
     Call,
@@ -27,6 +28,7 @@ from lbscrape.aws.cloudwatch import (
     plan_calls,
     split_window,
 )
+from lbscrape.aws.limits import UNLIMITED, RateLimiter
 from lbscrape.core.catalog import default_specs
 from lbscrape.core.errors import AwsError
 from lbscrape.core.model import MetricSpec, Sample, Window
@@ -302,6 +304,11 @@ def test_missing_id_fails_that_lb(cw):
     assert "missing" in res.failed[call.queries[1].lb_key]
 
 
+def quick_limiter():
+    """No rate limit, and a short pause after a throttle."""
+    return RateLimiter(UNLIMITED, pause=0.01)
+
+
 @pytest.mark.parametrize("throttled", [0, 1])
 def test_throttled_call_fails_only_the_lbs_it_carried(cw, throttled):
     client, stub = cw
@@ -312,11 +319,15 @@ def test_throttled_call_fails_only_the_lbs_it_carried(cw, throttled):
     assert lbs[0] & lbs[1], "expected one LB to span both calls"
     for i, c in enumerate(calls):
         if i == throttled:
-            stub.add_client_error("get_metric_data", service_error_code="Throttling",
-                                  service_message="Rate exceeded", http_status_code=400)
+            for _ in range(MAX_ATTEMPTS):  # throttled every time it is tried
+                stub.add_client_error("get_metric_data", service_error_code="Throttling",
+                                      service_message="Rate exceeded", http_status_code=400)
         else:
             stub.add_response("get_metric_data", full_response(c), c.request())
-    res = fetch(client, calls)
+    limiter = quick_limiter()
+    res = fetch(client, calls, limiter=limiter)
+    assert limiter.throttles == MAX_ATTEMPTS
+    assert res.calls == MAX_ATTEMPTS + 1
     assert set(res.failed) == lbs[throttled]
     assert all("Throttling" in why for why in res.failed.values())
     for t in targets:
@@ -324,6 +335,21 @@ def test_throttled_call_fails_only_the_lbs_it_carried(cw, throttled):
             continue
         for s in t.specs:
             assert res.samples[(t.lb_key, s)] == expected_samples(t.lb_key, s, WIN)
+
+
+@pytest.mark.parametrize("code, status", [("Throttling", 400), ("InternalServiceError", 500),
+                                          ("ServiceUnavailable", 503)])
+def test_throttles_and_transient_errors_are_retried(cw, code, status):
+    client, stub = cw
+    (call,) = plan_calls([target(0, WIN, ALB_SPECS[:2])])
+    stub.add_client_error("get_metric_data", service_error_code=code, http_status_code=status)
+    stub.add_response("get_metric_data", full_response(call), call.request())
+    limiter = quick_limiter()
+    res = fetch(client, [call], limiter=limiter)
+    assert res.failed == {} and res.calls == 2
+    assert limiter.throttles == (code == "Throttling")
+    assert res.samples[(call.queries[0].lb_key, ALB_SPECS[0])] == expected_samples(
+        call.queries[0].lb_key, ALB_SPECS[0], WIN)
 
 
 def test_connection_error_fails_the_call_without_raising():

@@ -47,7 +47,9 @@ def gmd_calls(proxy):
 
 def test_deadline_stops_fetching_and_keeps_what_landed(slow_world):
     scene, extra, proxy = slow_world
-    result = scene.run(scene.clock, "--deadline", "8s", expect=3)
+    # One call at a time (each takes 2 s), so that the deadline falls between calls.
+    result = scene.run(scene.clock, "--deadline", "8s", "--cloudwatch-concurrency", "1",
+                       expect=3)
     msg = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")][-1]["msg"]
     assert "not fetched: the run deadline (--deadline) was reached" in msg
     fetched = gmd_calls(proxy)
@@ -66,7 +68,7 @@ def test_sigterm_flushes_what_was_fetched_and_exits_within_seconds(slow_world):
     proc = subprocess.Popen(
         [sys.executable, "-m", "lbscrape", "run", "--cluster", "c", "--region", "us-east-1",
          "--kubeconfig", scene.kube.kubeconfig_path, "--remote-write-url", scene.prom.write_url,
-         "--now", str(scene.clock)],
+         "--now", str(scene.clock), "--cloudwatch-concurrency", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while gmd_calls(proxy) < 2 and time.monotonic() < deadline:

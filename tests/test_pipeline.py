@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 from botocore.exceptions import ClientError
 
+from lbscrape.aws import cloudwatch
 from lbscrape.core.config import CheckpointLocation, RemoteWriteSettings, RunConfig, WindowSettings
 from lbscrape.core.errors import ExitStatus
 from lbscrape.flows import pipeline
@@ -60,7 +61,7 @@ def test_one_throttled_load_balancer_does_not_stop_the_others(aws, kube, prometh
     kube.put("networking.k8s.io/v1", "ingresses", world.ingress("blog", "web", extra.dns_name))
     throttled = ThrottledFor(extra.dimension)
     result = pipeline.run(config(), clients(scene, throttled), scene.clock, emit=lambda _: None)
-    assert throttled.refused == 1
+    assert throttled.refused == cloudwatch.MAX_ATTEMPTS  # retried, then given up
     assert result.status == ExitStatus.PARTIAL
     assert list(result.failed) == [extra.name] and "Throttling" in result.failed[extra.name]
     assert result.counters["lbs_written"] == 2

@@ -8,15 +8,24 @@ load balancers whose queries it carried.
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+)
 
+from lbscrape.aws.limits import UNLIMITED, RateLimiter
 from lbscrape.core.budget import Budget, unlimited
 from lbscrape.core.catalog import KINDS, Catalog
 from lbscrape.core.errors import NO_CREDENTIALS, AwsError
@@ -34,6 +43,19 @@ FATAL_CODES = frozenset(
      "UnrecognizedClientException", "InvalidSignatureException", "SignatureDoesNotMatch",
      "AuthFailure", "AccessDenied", "AccessDeniedException"}
 )
+
+# Retried, as botocore's standard mode would: throttles slow every worker down (see
+# lbscrape.aws.limits), transient failures wait a little (full jitter).
+THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+     "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled",
+     "SlowDown", "EC2ThrottledException", "BandwidthLimitExceeded"}
+)
+TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException",
+                             "PriorRequestNotComplete", "InternalServiceError",
+                             "InternalFailure", "ServiceUnavailable"})
+MAX_ATTEMPTS = 4
+RETRY_BASE = 0.5
 
 
 class CloudWatchClient(Protocol):
@@ -136,82 +158,144 @@ class FetchResult:
     calls: int = 0
     metrics_requested: int = 0
 
+    def add(self, r: CallResult) -> None:
+        for q, samples in zip(r.call.queries, r.samples, strict=True):
+            if q.target_group:
+                self.tg_samples.setdefault((q.lb_key, q.target_group, q.spec), []
+                                           ).extend(samples)
+            else:
+                self.samples.setdefault((q.lb_key, q.spec), []).extend(samples)
+        for key, why in r.failed.items():
+            self.failed.setdefault(key, why)
+        self.calls += r.requests
+        self.metrics_requested += r.metrics_requested
 
-def fetch(client: CloudWatchClient, calls: Sequence[Call], budget: Budget | None = None
-          ) -> FetchResult:
-    budget = budget or unlimited()
+
+@dataclass
+class CallResult:
+    """What one call (all its pages) brought back."""
+
+    call: Call
+    samples: list[list[Sample]]
+    """Per query of the call (same order): its samples in time order, inside the window."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """lb_key -> why the call's data for it is incomplete."""
+    requests: int = 0
+    """GetMetricData requests made (pages and retries)."""
+    metrics_requested: int = 0
+
+
+def fetch(client: CloudWatchClient, calls: Sequence[Call], budget: Budget | None = None,
+          limiter: RateLimiter | None = None) -> FetchResult:
+    """The calls one after another, merged (lbscrape.aws.fetcher runs them concurrently)."""
     result = FetchResult()
     for call in calls:
-        if budget.stopping:
-            for q in call.queries:
-                result.failed.setdefault(q.lb_key, f"not fetched: {budget.reason}")
-            continue
-        _fetch_call(client, call, result, budget)
+        result.add(fetch_call(client, call, budget, limiter))
     return result
 
 
-def _fetch_call(client: CloudWatchClient, call: Call, result: FetchResult, budget: Budget
-                ) -> None:
-    by_id = {q.id: q for q in call.queries}
-    points: dict[str, dict[int, float]] = {q.id: {} for q in call.queries}
+def fetch_call(client: CloudWatchClient, call: Call, budget: Budget | None = None,
+               limiter: RateLimiter | None = None) -> CallResult:
+    """One call, every page of it. Thread-safe: it shares only the limiter."""
+    budget = budget or unlimited()
+    limiter = limiter or RateLimiter(UNLIMITED)
+    out = CallResult(call, [[] for _ in call.queries])
+    by_id = {q.id: i for i, q in enumerate(call.queries)}
+    pages: list[dict[str, tuple[list[Any], list[Any]]]] = []
     status: dict[str, str] = {}
     request = call.request()
-    token = None
     while True:
-        if token:
-            if budget.stopping:
-                _fail_all(call, result, f"not fetched: {budget.reason}")
-                return
-            request["NextToken"] = token
-        result.calls += 1
-        result.metrics_requested += len(call.queries)
+        resp = _get(client, request, call, budget, limiter, out)
+        if isinstance(resp, str):
+            _fail_all(call, out, resp)
+            return out
+        page: dict[str, tuple[list[Any], list[Any]]] = {}
+        for r in resp.get("MetricDataResults", []):
+            qid = r.get("Id")
+            if qid not in by_id:
+                continue
+            status[qid] = r.get("StatusCode", "Complete")
+            page[qid] = (_epoch(r.get("Timestamps", [])), r.get("Values", []))
+            if status[qid] in ("InternalError", "Forbidden"):
+                q = call.queries[by_id[qid]]
+                msgs = "; ".join(m.get("Value", "") for m in r.get("Messages", []))
+                out.failed.setdefault(q.lb_key, f"{q.spec.metric}: {status[qid]} {msgs}".strip())
+        pages.append(page)
+        token = resp.get("NextToken")
+        if not token:
+            break
+        request["NextToken"] = token
+    for qid, i in by_id.items():
+        q = call.queries[i]
+        if qid not in status:
+            out.failed.setdefault(q.lb_key, f"{q.spec.metric}: missing from the response")
+        elif status[qid] == "PartialData":
+            out.failed.setdefault(q.lb_key, f"{q.spec.metric}: PartialData without NextToken")
+        out.samples[i] = _samples(call.window, [p[qid] for p in pages if qid in p])
+    return out
+
+
+def _samples(w: Window, pages: list[tuple[list[Any], list[Any]]]) -> list[Sample]:
+    """Whole periods inside the window only (the settle rule depends on it), in time
+    order, one per timestamp (a later page wins)."""
+    if len(pages) == 1 and len(pages[0][0]) == len(pages[0][1]):
+        stamps, values = pages[0]
+        every = range(int(stamps[0]), int(stamps[-1]) + 1, w.period) if stamps else range(0)
+        if stamps and stamps == list(every) and w.start <= every.start and every.stop <= w.end \
+                and (every.start - w.start) % w.period == 0:
+            # The usual answer: every period, ascending, inside the window.
+            return [Sample(t * 1000, float(v)) for t, v in zip(every, values, strict=True)]
+    points = dict(p for stamps, values in pages for p in zip(stamps, values, strict=False))
+    start, end, period = w.start, w.end, w.period
+    return [Sample(int(t) * 1000, float(v)) for t, v in sorted(points.items())
+            if start <= t < end and (t - start) % period == 0]
+
+
+def _epoch(stamps: list[Any]) -> list[Any]:
+    """Timestamps as epoch seconds: the fast parser leaves them so; botocore's parser (or
+    a Stubber) gives datetimes."""
+    if stamps and isinstance(stamps[0], datetime):
+        return [t.timestamp() for t in stamps]
+    return stamps
+
+
+def _get(client: CloudWatchClient, request: dict[str, Any], call: Call, budget: Budget,
+         limiter: RateLimiter, out: CallResult) -> dict[str, Any] | str:
+    """One page: waits for its turn under the rate limits, retries throttles (slowing every
+    worker down) and transient failures. Returns the answer, or why there is none."""
+    why = ""
+    for attempt in range(MAX_ATTEMPTS):
+        if not limiter.acquire(call.datapoints, call.window.start, budget.wait):
+            return f"not fetched: {budget.reason}"
+        out.requests += 1
+        out.metrics_requested += len(call.queries)
         try:
             resp = client.get_metric_data(**request)
         except NoCredentialsError as e:
             raise AwsError(NO_CREDENTIALS) from e
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
+            http = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in FATAL_CODES:
                 raise AwsError(f"CloudWatch GetMetricData refused: {code}: {_msg(e)}") from e
-            _fail_all(call, result, f"GetMetricData failed: {code}: {_msg(e)}")
-            return
-        except BotoCoreError as e:
-            _fail_all(call, result, f"GetMetricData failed: {e}")
-            return
-        for r in resp.get("MetricDataResults", []):
-            qid = r.get("Id")
-            if qid not in points:
+            why = f"GetMetricData failed: {code}: {_msg(e)}"
+            if code in THROTTLE_CODES or http == 429:
+                limiter.throttled()
                 continue
-            status[qid] = r.get("StatusCode", "Complete")
-            for ts, value in zip(r.get("Timestamps", []), r.get("Values", []), strict=False):
-                points[qid][int(ts.timestamp())] = float(value)
-            if status[qid] in ("InternalError", "Forbidden"):
-                msgs = "; ".join(m.get("Value", "") for m in r.get("Messages", []))
-                result.failed.setdefault(
-                    by_id[qid].lb_key, f"{by_id[qid].spec.metric}: {status[qid]} {msgs}".strip()
-                )
-        token = resp.get("NextToken")
-        if not token:
-            break
-    w = call.window
-    for qid, q in by_id.items():
-        if qid not in status:
-            result.failed.setdefault(q.lb_key, f"{q.spec.metric}: missing from the response")
-        elif status[qid] == "PartialData":
-            result.failed.setdefault(q.lb_key, f"{q.spec.metric}: PartialData without NextToken")
-        # Keep only whole periods inside the window: the settle rule depends on it.
-        samples = [
-            Sample(ts * 1000, v)
-            for ts, v in sorted(points[qid].items())
-            if w.start <= ts < w.end and (ts - w.start) % w.period == 0
-        ]
-        if q.target_group:
-            result.tg_samples.setdefault((q.lb_key, q.target_group, q.spec), []).extend(samples)
+            if code not in TRANSIENT_CODES and http < 500:
+                return why
+        except (ConnectionError, HTTPClientError) as e:
+            why = f"GetMetricData failed: {e}"
+        except BotoCoreError as e:
+            return f"GetMetricData failed: {e}"
         else:
-            result.samples.setdefault((q.lb_key, q.spec), []).extend(samples)
+            limiter.succeeded()
+            return resp
+        budget.wait(random.uniform(0, RETRY_BASE * 2 ** attempt))
+    return why
 
 
-def _fail_all(call: Call, result: FetchResult, reason: str) -> None:
+def _fail_all(call: Call, result: CallResult, reason: str) -> None:
     log.warning("%s (%d queries, window %s..%s)", reason, len(call.queries),
                 isotime(call.window.start), isotime(call.window.end))
     for q in call.queries:
@@ -220,6 +304,52 @@ def _fail_all(call: Call, result: FetchResult, reason: str) -> None:
 
 def _msg(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Message", "")).strip()
+
+
+# GetMetricData's JSON, written and read by lbscrape rather than botocore, whose generic
+# (de)serialisers walk the model for every field: about 36 ms of CPU to write 500 queries
+# (json.dumps takes 5) and a datetime per datapoint read back (about 25 s per million
+# datapoints). Both through botocore's event system, so the client stays boto3's:
+# signing, endpoints, errors and metadata are its own. Only JSON: for any other
+# protocol, or an answer that is not a 2xx JSON one, botocore does all of it.
+_BODY = "lbscrape_body"
+
+
+def light_client(client: Any) -> Any:
+    """`client` (CloudWatch) with the lighter GetMetricData path registered."""
+    if client.meta.service_model.resolved_protocol == "json":
+        events = client.meta.events
+        events.register("provide-client-params.cloudwatch.GetMetricData", _write_request)
+        events.register("before-call.cloudwatch.GetMetricData", _put_body)
+        events.register("before-parse.cloudwatch.GetMetricData", _read_answer)
+    return client
+
+
+def _write_request(params: dict[str, Any], context: dict[str, Any], **_: Any
+                   ) -> dict[str, Any]:
+    """provide-client-params: keep the request's JSON; botocore serialises an empty one."""
+    doc = {k: int(v.timestamp()) if isinstance(v, datetime) else v for k, v in params.items()}
+    context[_BODY] = json.dumps(doc, separators=(",", ":")).encode()
+    return {"StartTime": doc["StartTime"], "EndTime": doc["EndTime"], "MetricDataQueries": []}
+
+
+def _put_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """before-call: the request's JSON goes out instead of the empty one."""
+    if _BODY in context:
+        params["body"] = context.pop(_BODY)
+
+
+def _read_answer(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
+                 **_: Any) -> None:
+    """before-parse: a 2xx JSON answer is decoded here (timestamps stay epoch seconds),
+    and botocore is left an empty body to parse."""
+    headers = response_dict.get("headers") or {}
+    if response_dict.get("status_code") != 200 or \
+            not str(headers.get("content-type", "")).startswith("application/x-amz-json"):
+        return
+    customized_response_dict.update(json.loads(response_dict["body"]))
+    response_dict["body"] = b"{}"
+
 
 def target_dimensions(lb: LoadBalancer, tg: TargetGroup) -> tuple[tuple[str, str], ...]:
     """CloudWatch matches the exact set, in any order; moto only in the order published, so

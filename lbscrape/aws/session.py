@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import botocore.config
 
+from lbscrape.aws.cloudwatch import light_client
 from lbscrape.core.errors import ConfigError
 
 # Standard retry mode: exponential backoff with jitter on throttles, 5xx and timeouts.
@@ -31,3 +32,12 @@ def session(region: str | None, profile: str | None = None) -> boto3.session.Ses
 def client(s: boto3.session.Session, service: str) -> Any:
     """A client of `service` with lbscrape's retries and timeouts."""
     return s.client(service, config=AWS_CONFIG)
+
+
+def cloudwatch_client(s: boto3.session.Session, concurrency: int) -> Any:
+    """The CloudWatch client: a connection per concurrent call, no retries of its own
+    (lbscrape.aws.cloudwatch retries, so that a throttle slows every worker down), and
+    GetMetricData's JSON written and read by lbscrape (cloudwatch.light_client)."""
+    return light_client(s.client("cloudwatch", config=AWS_CONFIG.merge(botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        max_pool_connections=max(10, concurrency)))))

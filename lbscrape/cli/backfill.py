@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from lbscrape.cli.options import (
+    cloudwatch_options,
     console,
     kube_options,
     log_format_option,
@@ -50,6 +51,8 @@ log = logging.getLogger("lbscrape")
           "the metrics and zero-fill the backfill started with apply.")
 @opt("--zero-fill/--no-zero-fill", default=True,
      help="As for run: 0 for a sparse counter's missing datapoint in a period with traffic.")
+@cloudwatch_options("80%", "Most of it: a backfill is a one-off that should end soon, and "
+                          "the CronJob's short bursts fit in the rest.")
 @opt("--state-file", default="lbscrape-backfill.json", metavar="PATH",
      help="Where progress is kept, for --resume; removed when the backfill is complete.")
 @opt("--checkpoint-file", default=None, metavar="PATH",
@@ -65,8 +68,9 @@ log = logging.getLogger("lbscrape")
 def backfill(**options: Any) -> int:
     """Fill a past range once, e.g. a gap the CronJob left or the history of a new setup.
 
-    Prints what it will request from CloudWatch and what that costs, then fetches one
-    GetMetricData call at a time and writes it, keeping progress in --state-file: after
+    Prints what it will request from CloudWatch and what that costs, then fetches the
+    GetMetricData calls concurrently under CloudWatch's rate limits and writes them in
+    order as they come in, keeping progress in --state-file: after
     Ctrl-C or a failure, the same command with --resume carries on (range, load balancers,
     labels and metrics then come from the state file). It never moves the CronJob's
     checkpoint.

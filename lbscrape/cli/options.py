@@ -17,6 +17,7 @@ from lbscrape.core.console import Console
 from lbscrape.core.options import (
     DEFAULT_CHECKPOINT_NAME,
     CheckpointOptions,
+    CloudWatchOptions,
     KubeOptions,
     RemoteWriteOptions,
     SelectionOptions,
@@ -95,6 +96,22 @@ kube_options = _grouped([
         "KUBECONFIG or ~/.kube/config)."),
     opt("--context", default=None, help="Kubeconfig context."),
 ], "kube", KubeOptions, "")
+
+
+def cloudwatch_options(max_dps: str, why: str) -> Callable[[F], F]:
+    """--cloudwatch-concurrency, --cloudwatch-max-tps and --cloudwatch-max-dps, as one
+    CloudWatchOptions; `why` says why this command's --cloudwatch-max-dps default."""
+    return _grouped([
+        opt("--cloudwatch-concurrency", default=10, type=click.IntRange(1, 64),
+            help="GetMetricData calls in flight at most."),
+        opt("--cloudwatch-max-tps", default=25.0, type=click.FloatRange(min=0, min_open=True),
+            help="GetMetricData calls per second at most (CloudWatch's quota: 50 per account "
+                 "and region, shared with every other tool there)."),
+        opt("--cloudwatch-max-dps", default=max_dps, metavar="SHARE%|N",
+            help="Estimated datapoints per second at most: a share of CloudWatch's quota "
+                 "(180,000 for data of the last 3 hours, 396,000 for older, per account "
+                 f"and region) or a number. {why}"),
+    ], "cloudwatch", CloudWatchOptions, "cloudwatch_")
 
 
 def checkpoint_options(help_configmap: str | None = None,

@@ -9,6 +9,7 @@ import click
 from lbscrape.cli.options import (
     LABEL_FROM_HELP,
     checkpoint_options,
+    cloudwatch_options,
     console,
     kube_options,
     log_format_option,
@@ -44,6 +45,7 @@ from lbscrape.core.options import RunOptions
      help="Record a Warning Event on an Ingress or Service whose load balancer is not found "
           "or whose lbscrape annotations are invalid (needs `create` on events).")
 @remote_write_options
+@cloudwatch_options("50%", "Half, so other tools keep the rest.")
 @opt("--deadline", default="50s",
      help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
           "interval and the Job's activeDeadlineSeconds.")

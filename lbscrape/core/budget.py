@@ -33,6 +33,12 @@ class Budget:
         """No new fetches: a stop was requested or the time for fetching is up."""
         return self._stop.is_set() or self._clock() >= self._fetch_end
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep `seconds`, or less if fetching stops first; True if fetching may go on."""
+        if seconds > 0:
+            self._stop.wait(min(seconds, max(0.0, self._fetch_end - self._clock())))
+        return not self.stopping
+
     def stop(self, reason: str, grace: float) -> None:
         """Stop fetching now; allow `grace` more seconds to write and checkpoint."""
         self.reason = reason

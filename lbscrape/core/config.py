@@ -67,6 +67,60 @@ class RemoteWriteSettings:
     key_file: str | None = None
 
 
+# CloudWatch's GetMetricData quotas per account and region: calls per second
+# (adjustable in Service Quotas) and estimated datapoints per second (not adjustable),
+# the latter higher for calls whose StartTime is more than 3 hours ago.
+GMD_TPS_QUOTA = 50
+GMD_DPS_QUOTA_RECENT = 180_000
+GMD_DPS_QUOTA_OLD = 396_000
+
+
+@dataclass(frozen=True)
+class CloudWatchLimits:
+    """How hard lbscrape may use GetMetricData. The quotas are shared with every other
+    tool of the account and region, so the defaults take half of them."""
+
+    concurrency: int = 10
+    """Calls in flight at most."""
+    max_tps: float = GMD_TPS_QUOTA / 2
+    """Calls per second at most."""
+    dps_share: float = 0.5
+    """Estimated datapoints per second at most, as a share of the quota for the call's
+    StartTime; used unless `dps` is set."""
+    dps: int | None = None
+    """Estimated datapoints per second at most, capped at the quota."""
+
+    def describe_dps(self) -> str:
+        return str(self.dps) if self.dps else f"{self.dps_share * 100:g}%"
+
+    def max_dps(self, recent: bool) -> float:
+        quota = GMD_DPS_QUOTA_RECENT if recent else GMD_DPS_QUOTA_OLD
+        return float(min(self.dps, quota)) if self.dps else quota * self.dps_share
+
+
+def parse_cloudwatch_limits(concurrency: int, max_tps: float, max_dps: str
+                            ) -> CloudWatchLimits:
+    """--cloudwatch-max-dps is a share of the quota ('50%') or a number ('90000')."""
+    if not 1 <= concurrency <= 64:
+        raise ConfigError(f"--cloudwatch-concurrency: {concurrency} is not between 1 and 64")
+    if not max_tps > 0:
+        raise ConfigError(f"--cloudwatch-max-tps: {max_tps} is not positive (CloudWatch's "
+                          f"quota is {GMD_TPS_QUOTA} calls per second unless raised)")
+    text = max_dps.strip()
+    try:
+        number = float(text.removesuffix("%"))
+    except ValueError:
+        number = -1
+    if text.endswith("%") and 0 < number <= 100:
+        return CloudWatchLimits(concurrency, max_tps, number / 100)
+    if not text.endswith("%") and number >= 1 and number == int(number):
+        return CloudWatchLimits(concurrency, max_tps, dps=int(number))
+    raise ConfigError(f"--cloudwatch-max-dps: cannot read {max_dps!r}; give a share of "
+                      f"CloudWatch's quota ({GMD_DPS_QUOTA_RECENT:,} datapoints per second "
+                      f"for data of the last 3 hours, {GMD_DPS_QUOTA_OLD:,} for older), "
+                      "e.g. 50%, or a number of datapoints per second, e.g. 90000")
+
+
 @dataclass(frozen=True)
 class CheckpointLocation:
     namespace: str
@@ -101,6 +155,8 @@ class RunConfig:
     """Labels and annotations of the owner copied into Prometheus labels (--label-from)."""
     events: bool = True
     """Record Warning Events on owners whose load balancer or annotations are wrong."""
+    cloudwatch: CloudWatchLimits = CloudWatchLimits()
+    """Concurrency and rates of GetMetricData."""
 
 
 def parse_duration(text: str, option: str) -> int:

@@ -15,9 +15,11 @@ from lbscrape.core import metrics_config
 from lbscrape.core.catalog import DEFAULT, Catalog
 from lbscrape.core.config import (
     CheckpointLocation,
+    CloudWatchLimits,
     RemoteWriteSettings,
     RunConfig,
     WindowSettings,
+    parse_cloudwatch_limits,
     parse_configmap_ref,
     parse_duration,
     parse_labels,
@@ -57,6 +59,18 @@ class RemoteWriteOptions:
             username=self.username, password_file=self.password_file, ca_file=self.ca_file,
             cert_file=self.cert_file, key_file=self.key_file,
         ))
+
+
+@dataclass(frozen=True)
+class CloudWatchOptions:
+    """How hard GetMetricData may be used: `run` and `backfill` share them."""
+
+    concurrency: int = 10
+    max_tps: float = 25
+    max_dps: str = "50%"
+
+    def limits(self) -> CloudWatchLimits:
+        return parse_cloudwatch_limits(self.concurrency, self.max_tps, self.max_dps)
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,7 @@ class RunOptions:
     checkpoint: CheckpointOptions = CheckpointOptions()
     selection: SelectionOptions = SelectionOptions()
     kube: KubeOptions = KubeOptions()
+    cloudwatch: CloudWatchOptions = CloudWatchOptions()
     settle_delay: str = "2m"
     period: str = "60s"
     initial_lookback: str = "10m"
@@ -160,6 +175,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
     if not o.cluster.strip():
         raise ConfigError("--cluster: must not be empty")
     catalog = load_catalog(o.metrics_config)
+    limits = o.cloudwatch.limits()
     rw = None
     if o.remote_write_url:
         rw = o.remote_write.settings(o.remote_write_url)
@@ -176,6 +192,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         checkpoint=location,
         catalog=catalog, zero_fill=o.zero_fill,
         namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
+        cloudwatch=limits,
     )
     return RunSettings(cfg, deadline, at)
 

@@ -10,19 +10,19 @@ import logging
 import shlex
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
-from lbscrape.aws import cloudwatch
+from lbscrape.aws import cloudwatch, fetcher
 from lbscrape.aws.resolve import ElbClient, explain, find, find_target_groups
 from lbscrape.core.budget import Budget
 from lbscrape.core.catalog import DIMENSION_SETS, Catalog, DimensionSet
 from lbscrape.core.checkpoint import Checkpoint
 from lbscrape.core.config import RunConfig
-from lbscrape.core.errors import ExitStatus
+from lbscrape.core.errors import ExitStatus, LbscrapeError
 from lbscrape.core.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
 from lbscrape.core.window import WindowPlan, plan_window
 from lbscrape.kube import events, owner_labels
@@ -99,19 +99,23 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     plans = _plan_windows(cfg, lbs, checkpoint, now)
     calls = cloudwatch.plan_calls(
         cloudwatch.fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()}))
-    fetched = cloudwatch.fetch(clients.cloudwatch, calls, budget)
-    result.counters.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
-    batches = _batches(cfg, lbs, chosen, plans, fetched, result)
+    # Fetch and write overlap: the calls run concurrently, and each load balancer is
+    # written as soon as the last call carrying its queries is in.
+    stream = _Fetching(fetcher.fetch_ordered(clients.cloudwatch, calls, cfg.cloudwatch,
+                                             budget), result)
+    batches = _batches(cfg, lbs, chosen, plans,
+                       fetcher.by_load_balancer([lb.key for lb in lbs], calls, stream), result)
     if cfg.dry_run or clients.writer is None:
         for b in batches:
             for s in b.series:
                 for line in exposition(s):
                     emit(line)
-        result.counters.update(samples_would_write=sum(delivery.count(b.series)
-                                                       for b in batches))
+            result.counters["samples_would_write"] += delivery.count(b.series)
+        stream.raise_error()
         return
     outcome = _write(clients.writer, batches, result)
     _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
+    stream.raise_error()
 
 
 def _discover(cfg: RunConfig, clients: Clients, result: RunResult
@@ -154,30 +158,48 @@ def _plan_windows(cfg: RunConfig, lbs: Sequence[LoadBalancer], checkpoint: Check
     return plans
 
 
+class _Fetching:
+    """The fetch results, counted; an error every call would hit (credentials) ends the
+    stream instead of the run, so what was written before it is still checkpointed,
+    and is raised after that."""
+
+    def __init__(self, results: Iterator[cloudwatch.CallResult], result: RunResult) -> None:
+        self.results, self.result = results, result
+        self.error: LbscrapeError | None = None
+
+    def __iter__(self) -> Iterator[cloudwatch.CallResult]:
+        try:
+            for r in self.results:
+                self.result.counters.update(gmd_calls=r.requests,
+                                            metrics_requested=r.metrics_requested)
+                yield r
+        except LbscrapeError as e:
+            self.error = e
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.OwnerPlan,
-             plans: Mapping[str, WindowPlan], fetched: cloudwatch.FetchResult,
-             result: RunResult) -> list[delivery.LbBatch]:
-    """Per fetched load balancer, its series and its target groups', labelled and
-    zero-filled; a load balancer whose fetch failed has none (and is failed)."""
+             plans: Mapping[str, WindowPlan], fetched: Iterable[fetcher.LbData],
+             result: RunResult) -> Iterator[delivery.LbBatch]:
+    """Per fetched load balancer, as its data comes in, its series and its target
+    groups', labelled and zero-filled; one whose fetch failed has none (and is failed)."""
     wall_now_ms = int(time.time() * 1000)
-    by_lb: dict[str, dict[MetricSpec, list[Sample]]] = defaultdict(dict)
-    for (key, spec), pts in fetched.samples.items():
-        by_lb[key][spec] = pts
-    by_tg: dict[tuple[str, str], dict[MetricSpec, list[Sample]]] = defaultdict(dict)
-    for (key, tg_dim, spec), pts in fetched.tg_samples.items():
-        by_tg[(key, tg_dim)][spec] = pts
-    batches = []
-    for lb in lbs:
+    by_key = {lb.key: lb for lb in lbs}
+    for got in fetched:
+        lb = by_key[got.lb_key]
         # A failed target-group query fails the load balancer: its checkpoint covers both.
-        if lb.key in fetched.failed:
-            result.failed[lb.name] = fetched.failed[lb.key]
+        if got.failed is not None:
+            result.failed[lb.name] = got.failed
             continue
         static = (*cfg.static_labels, *chosen.extra_labels(lb))  # later ones win
         base = lb_labels(lb, cfg.cluster, cfg.region, static)
         tg: DimensionSet = "target_group"
         sets: list[tuple[Mapping[MetricSpec, list[Sample]], dict[str, str], DimensionSet]] = [
-            (by_lb.get(lb.key, {}), base, "load_balancer")]
-        sets += [(by_tg.get((lb.key, g.dimension), {}), tg_labels(base, g), tg)
+            (got.samples, base, "load_balancer")]
+        sets += [(got.tg_samples.get(g.dimension, {}), tg_labels(base, g), tg)
                  for g in lb.target_groups]
         series = []
         for data, labels, dims in sets:
@@ -187,15 +209,14 @@ def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.O
                 data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
                 result.counters["samples_zero_filled"] += filled
             series += build_series(data, labels)
-        batches.append(delivery.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
-                                        plans[lb.key].window.end))
-    return batches
+        yield delivery.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
+                               plans[lb.key].window.end)
 
 
-def _write(writer: remote_write.Client, batches: Sequence[delivery.LbBatch],
+def _write(writer: remote_write.Client, batches: Iterable[delivery.LbBatch],
            result: RunResult) -> delivery.Delivery:
     outcome = delivery.deliver(
-        writer, delivery.plan_requests(batches, writer.settings.max_samples_per_request))
+        writer, delivery.iter_requests(batches, writer.settings.max_samples_per_request))
     result.counters.update(samples_written=outcome.samples_written,
                            samples_rejected=len(outcome.rejected),
                            remote_write_requests=writer.requests)

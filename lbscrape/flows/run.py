@@ -77,7 +77,7 @@ def _clients(cfg: RunConfig, kube: Any, session: Any,
         kube=kube,
         elbv2=aws.client(session, "elbv2"),
         elb=aws.client(session, "elb"),
-        cloudwatch=aws.client(session, "cloudwatch"),
+        cloudwatch=aws.cloudwatch_client(session, cfg.cloudwatch.concurrency),
         store=FileStore(cfg.checkpoint_file) if cfg.checkpoint_file
         else ConfigMapStore(kube, cfg.checkpoint),
         writer=(remote_write.Client(rw, budget=budget, credentials=credentials)
@@ -130,6 +130,9 @@ def describe(cfg: RunConfig) -> str:
         "namespaces=" + ",".join(cfg.namespaces),
         "exclude_namespaces=" + ",".join(cfg.exclude_namespaces),
         f"events={'on' if cfg.events else 'off'}",
+        f"cloudwatch_concurrency={cfg.cloudwatch.concurrency}",
+        f"cloudwatch_max_tps={cfg.cloudwatch.max_tps:g}",
+        f"cloudwatch_max_dps={cfg.cloudwatch.describe_dps()}",
     ]
     return " ".join(parts)
 

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from lbscrape.core.config import redact_url
@@ -95,26 +95,29 @@ def slice_batch(batch: LbBatch, max_samples: int) -> list[Piece]:
 
 def plan_requests(batches: Sequence[LbBatch], max_samples: int) -> list[tuple[Piece, ...]]:
     """Pack whole LBs into requests of at most max_samples; big LBs get their own slices."""
-    requests: list[tuple[Piece, ...]] = []
+    return list(iter_requests(batches, max_samples))
+
+
+def iter_requests(batches: Iterable[LbBatch], max_samples: int) -> Iterator[tuple[Piece, ...]]:
+    """plan_requests as batches come in: each request as soon as it is full."""
     current: list[Piece] = []
     size = 0
     for batch in batches:
         pieces = slice_batch(batch, max_samples)
         if len(pieces) > 1:
-            requests.extend((p,) for p in pieces)
+            yield from ((p,) for p in pieces)
             continue
         n = count(pieces[0].series)
         if current and size + n > max_samples:
-            requests.append(tuple(current))
+            yield tuple(current)
             current, size = [], 0
         current.append(pieces[0])
         size += n
     if current:
-        requests.append(tuple(current))
-    return requests
+        yield tuple(current)
 
 
-def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
+def deliver(client: Client, requests: Iterable[tuple[Piece, ...]]) -> Delivery:
     """Send requests in order. After the endpoint fails (down, refusing us, or out of
     time) nothing more is sent: the remaining LBs keep their checkpoints and the next
     run repeats them."""

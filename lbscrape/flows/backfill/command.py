@@ -16,6 +16,7 @@ from lbscrape.core import logs
 from lbscrape.core.catalog import DIMENSION_SETS, Catalog
 from lbscrape.core.checkpoint import FileStore
 from lbscrape.core.config import (
+    CloudWatchLimits,
     WindowSettings,
     parse_duration,
     parse_labels,
@@ -27,6 +28,7 @@ from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer, isotime
 from lbscrape.core.options import (
+    CloudWatchOptions,
     KubeOptions,
     RemoteWriteOptions,
     SelectionOptions,
@@ -73,6 +75,7 @@ class BackfillOptions:
     output: str | None = None
     metrics_config: str | None = None
     zero_fill: bool = True
+    cloudwatch: CloudWatchOptions = CloudWatchOptions(max_dps="80%")
     state_file: str = "lbscrape-backfill.json"
     checkpoint_file: str | None = None
     resume: bool = False
@@ -88,6 +91,7 @@ class _Prepared:
     state: State
     session: Any
     writer: remote_write.Client | None
+    limits: CloudWatchLimits
 
 
 def execute(o: BackfillOptions, console: Console,
@@ -129,6 +133,7 @@ def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
     # Only the period and settle rules apply: a backfill has no lookback or catch-up.
     validate_window(WindowSettings(settle, period, period, period))
     catalog = load_catalog(o.metrics_config)
+    limits = o.cloudwatch.limits()
     rw = o.remote_write.settings(o.remote_write_url) if o.remote_write_url else None
     writer = remote_write.Client(rw, credentials=remote_write.load_credentials(rw)) \
         if rw else None
@@ -153,7 +158,7 @@ def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
     plan = make_plan(state.window, state.targets)
     if o.resume:
         check_still_kept(plan, state.done, clock)
-    return _Prepared(plan, state, session, writer)
+    return _Prepared(plan, state, session, writer, limits)
 
 
 def _targets(o: BackfillOptions, session: Any, catalog: Catalog) -> tuple[Any, ...]:
@@ -206,8 +211,9 @@ def _write(o: BackfillOptions, p: _Prepared, store: StateFile, sink: Sink, conso
     state, total = p.state, len(p.plan.calls)
     try:
         with progress as report:
-            outcome = run(p.plan, state, store, aws.client(p.session, "cloudwatch"), sink,
-                          report)
+            outcome = run(p.plan, state, store,
+                          aws.cloudwatch_client(p.session, p.limits.concurrency), sink,
+                          report, p.limits)
     except KeyboardInterrupt:
         console.err(f"lbscrape: interrupted after {len(state.done)} of {total} calls; "
                     f"carry on with the same command and --resume")
