@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from lbscrape.core.model import LbType, MetricSpec
 
@@ -266,15 +266,22 @@ class Catalog:
     entries: Mapping[LbType, tuple[Entry, ...]]
     source: str | None = None
     """The --metrics-config file it was tailored from; None for the defaults."""
+    # specs() and fill_plan() are asked for per load balancer (and target group) of a
+    # run: worked out once per kind.
+    _memo: dict[tuple[str, LbType, DimensionSet], Any] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def specs(self, lb_type: LbType, dimensions: DimensionSet = "load_balancer"
               ) -> tuple[MetricSpec, ...]:
-        ns = KINDS[lb_type].namespace
-        return tuple(
-            MetricSpec(ns, e.metric, stat, prom_name(lb_type, e.metric, stat, dimensions))
-            for e in self.entries.get(lb_type, ()) if e.dimensions == dimensions
-            for stat in e.stats
-        )
+        key = ("specs", lb_type, dimensions)
+        if key not in self._memo:
+            ns = KINDS[lb_type].namespace
+            self._memo[key] = tuple(
+                MetricSpec(ns, e.metric, stat, prom_name(lb_type, e.metric, stat, dimensions))
+                for e in self.entries.get(lb_type, ()) if e.dimensions == dimensions
+                for stat in e.stats
+            )
+        return self._memo[key]  # type: ignore[no-any-return]
 
     def has_target_groups(self, lb_type: LbType) -> bool:
         """Whether this type fetches anything per target group (never for classic)."""
@@ -286,14 +293,18 @@ class Catalog:
         metric (an ALB target group's RequestCount), never from the load balancer's, which
         says nothing of which group the requests went to. An NLB target group publishes no
         flow count, so nothing of it is filled (its defaults are gauges anyway)."""
-        specs = self.specs(lb_type, dimensions)
-        traffic = KINDS[lb_type].traffic
-        known = KNOWN[lb_type]
-        return FillPlan(
-            traffic=next((s for s in specs if s.metric == traffic and s.stat == "Sum"), None),
-            sparse=tuple(s for s in specs if known[s.metric].sparse
-                         and s.stat in ZERO_OVER_NOTHING),
-        )
+        key = ("fill_plan", lb_type, dimensions)
+        if key not in self._memo:
+            specs = self.specs(lb_type, dimensions)
+            traffic = KINDS[lb_type].traffic
+            known = KNOWN[lb_type]
+            self._memo[key] = FillPlan(
+                traffic=next((s for s in specs if s.metric == traffic and s.stat == "Sum"),
+                             None),
+                sparse=tuple(s for s in specs if known[s.metric].sparse
+                             and s.stat in ZERO_OVER_NOTHING),
+            )
+        return self._memo[key]  # type: ignore[no-any-return]
 
     def no_fill_reason(self, lb_type: LbType, dimensions: DimensionSet = "load_balancer"
                        ) -> str | None:

@@ -55,18 +55,31 @@ def tg_labels(lb_base: Mapping[str, str], tg: TargetGroup) -> dict[str, str]:
     return {k: v for k, v in labels.items() if v}
 
 
-def build_series(data: Mapping[MetricSpec, Iterable[Sample]],
+def build_series(data: Mapping[MetricSpec, Sequence[Sample]],
                  base_labels: Mapping[str, str]) -> list[Series]:
     """One series per spec with samples, one value per timestamp, sorted by labels (a
     fixed order: a resumed backfill skips what it sent by position)."""
     out = []
+    base = [(k, v) for k, v in base_labels.items() if k != "__name__"]
     for spec, samples in data.items():
-        by_ts = {s.timestamp_ms: s for s in samples}  # one value per timestamp
-        if not by_ts:
+        if not samples:
             continue
-        labels = tuple(sorted({**base_labels, "__name__": spec.prom_name}.items()))
-        out.append(Series(labels, tuple(by_ts[t] for t in sorted(by_ts))))
+        if not _increasing(samples):
+            by_ts = {s.timestamp_ms: s for s in samples}  # one value per timestamp
+            samples = [by_ts[t] for t in sorted(by_ts)]
+        labels = tuple(sorted([*base, ("__name__", spec.prom_name)]))
+        out.append(Series(labels, tuple(samples)))
     return sorted(out, key=lambda s: s.labels)
+
+
+def _increasing(samples: Iterable[Sample]) -> bool:
+    """Strictly increasing timestamps (as fetched): nothing to sort or merge."""
+    last = -1
+    for s in samples:
+        if s.timestamp_ms <= last:
+            return False
+        last = s.timestamp_ms
+    return True
 
 
 def zero_fill(data: Mapping[MetricSpec, Sequence[Sample]], plan: FillPlan
@@ -84,16 +97,16 @@ def zero_fill(data: Mapping[MetricSpec, Sequence[Sample]], plan: FillPlan
     out = {spec: list(samples) for spec, samples in data.items()}
     if plan.traffic is None or plan.traffic not in data:
         return out, 0
-    busy = sorted({s.timestamp_ms for s in data[plan.traffic] if s.value > 0})
+    busy = {s.timestamp_ms for s in data[plan.traffic] if s.value > 0}
     added = 0
     for spec in plan.sparse:
-        if spec not in out:
+        if spec not in out or not busy:
             continue
-        have = {s.timestamp_ms for s in out[spec]}
-        zeros = [Sample(t, 0.0) for t in busy if t not in have]
-        if zeros:
-            out[spec] = sorted(out[spec] + zeros, key=lambda s: s.timestamp_ms)
-            added += len(zeros)
+        missing = busy.difference([s.timestamp_ms for s in out[spec]])
+        if missing:
+            out[spec] = sorted(out[spec] + [Sample(t, 0.0) for t in missing],
+                               key=lambda s: s.timestamp_ms)
+            added += len(missing)
     return out, added
 
 
