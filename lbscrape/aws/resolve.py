@@ -140,15 +140,18 @@ def attach(lbs: Sequence[LoadBalancer], described: Sequence[DescribedTg],
 
 def find_target_groups(lbs: Sequence[LoadBalancer], elbv2: ElbClient,
                        bindings: Callable[[], Mapping[str, Binding]],
-                       wanted: Callable[[LbType], bool] = lambda _: True
+                       wanted: Callable[[LbType], bool] = lambda _: True,
+                       listed: Callable[[], list[DescribedTg]] | None = None
                        ) -> tuple[LoadBalancer, ...]:
     """`lbs` with their target groups, for the types `wanted` says need them. Costs
     nothing when none does: no listing, and the bindings are read (one Kubernetes list)
-    only when a listed group belongs to one of `lbs`."""
+    only when a listed group belongs to one of `lbs`. `listed` gives the region's target
+    groups when they were listed ahead (describe_target_groups)."""
     if not any(lb.type != "classic" and wanted(lb.type) for lb in lbs):
         return tuple(lbs)
     ours = {lb.arn for lb in lbs if lb.type != "classic" and wanted(lb.type)}
-    described = [d for d in describe_target_groups(elbv2) if ours.intersection(d.lb_arns)]
+    region = listed() if listed else describe_target_groups(elbv2)
+    described = [d for d in region if ours.intersection(d.lb_arns)]
     if not described:
         return tuple(lbs)
     wanted_lbs = [lb for lb in lbs if lb.arn in ours]

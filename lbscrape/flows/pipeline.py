@@ -11,15 +11,22 @@ import shlex
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
 from lbscrape.aws import cloudwatch, fetcher
-from lbscrape.aws.resolve import ElbClient, explain, find, find_target_groups
+from lbscrape.aws.resolve import (
+    ElbClient,
+    describe_target_groups,
+    explain,
+    find,
+    find_target_groups,
+)
 from lbscrape.core.budget import Budget
-from lbscrape.core.catalog import DIMENSION_SETS, Catalog, DimensionSet
+from lbscrape.core.catalog import DIMENSION_SETS, KINDS, Catalog, DimensionSet
 from lbscrape.core.checkpoint import Checkpoint
 from lbscrape.core.config import RunConfig
 from lbscrape.core.errors import ExitStatus, LbscrapeError
@@ -121,15 +128,22 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
 def _discover(cfg: RunConfig, clients: Clients, result: RunResult
               ) -> tuple[list[LoadBalancer], owner_labels.OwnerPlan]:
     """Owners -> their load balancers (and target groups), with what to warn about."""
-    owners = discover(clients.kube)
-    resolution = find(owners, clients.elbv2, clients.elb, cfg.cluster)
-    chosen = owner_labels.plan(
-        owners, resolution.load_balancers, resolution.unresolved,
-        owner_labels.Selection.of(cfg.namespaces, cfg.exclude_namespaces), cfg.label_from)
-    # Only for the scraped load balancers, and only if the catalog wants target groups.
-    lbs = find_target_groups(chosen.load_balancers, clients.elbv2,
-                             lambda: target_group_bindings(clients.kube),
-                             cfg.catalog.has_target_groups)
+    with ThreadPoolExecutor(2) as ahead:
+        # The region's target groups and their bindings are listed while the owners are
+        # found: at thousands of them, their pages are the longest wait before fetching.
+        tgs = any(cfg.catalog.has_target_groups(t) for t in KINDS if t != "classic")
+        listing = ahead.submit(describe_target_groups, clients.elbv2) if tgs else None
+        bound = ahead.submit(target_group_bindings, clients.kube) if tgs else None
+        owners = discover(clients.kube)
+        resolution = find(owners, clients.elbv2, clients.elb, cfg.cluster)
+        chosen = owner_labels.plan(
+            owners, resolution.load_balancers, resolution.unresolved,
+            owner_labels.Selection.of(cfg.namespaces, cfg.exclude_namespaces), cfg.label_from)
+        # Only for the scraped load balancers, and only if the catalog wants target groups.
+        lbs = find_target_groups(
+            chosen.load_balancers, clients.elbv2,
+            bound.result if bound else lambda: target_group_bindings(clients.kube),
+            cfg.catalog.has_target_groups, listing.result if listing else None)
     hostnames = {h.lower().rstrip(".") for o in chosen.selected for h in o.hostnames}
     result.counters.update(
         owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
