@@ -12,7 +12,7 @@ minute later (one period). Then `backfill` into a file and into remote write, wi
 instant stand-in (lbscrape's own speed) and with the per-call latency (the quota).
 
 Options: --sizes 50,350,2000,5000  --tgs 3  --latency 0.3  --elb-latency 0.1
---concurrency 8 (the bound's divisor; pass the flag itself with --args)  --args '...'
+--concurrency 10 (the bound's divisor; pass the flag itself with --args)  --args '...'
 (extra arguments for every lbscrape command)  --only run|backfill|help
 """
 
@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,18 +63,36 @@ class Measured:
 
 
 def run_child(args: Sequence[str], env: dict[str, str]) -> Measured:
-    """lbscrape as a child process: wall time, CPU seconds and peak RSS of it alone."""
+    """lbscrape as a child process: wall time, CPU seconds and peak RSS of it alone.
+
+    The peak is VmHWM, read while it runs: ru_maxrss of a child counts the parent's
+    memory at the time of exec (here, the whole fake world)."""
     with tempfile.TemporaryFile() as err:
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "lbscrape", *args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=err, cwd=env["BENCH_ROOT"])
+        peak = [0]
+        threading.Thread(target=_watch_hwm, args=(proc.pid, peak), daemon=True).start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read().decode(errors="replace")
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                    proc.returncode, text)
+    return Measured(wall, usage.ru_utime + usage.ru_stime, peak[0] / 1024, proc.returncode,
+                    text)
+
+
+def _watch_hwm(pid: int, peak: list[int]) -> None:
+    """The last VmHWM read before the child ends (it only grows after exec)."""
+    while True:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak[0] = int(line.split()[1])
+        except OSError:
+            return
+        time.sleep(0.02)
 
 
 class World:
@@ -189,6 +208,7 @@ def bench_run(size: int, opts: argparse.Namespace, tmp: str) -> None:
             starts = {lb.dimension: done.get(lb.dimension, stop - 600) for lb in w.lbs}
             started = time.monotonic()
             m = run_child([*base, "--now", str(at)], w.env)
+            w.receiver.drain()
             problems = w.receiver.check(expectation(starts, stop))
             series = w.queries
             per_series = w.queries // w.n_lbs
@@ -276,7 +296,7 @@ def main() -> None:
     p.add_argument("--tgs", type=int, default=3)
     p.add_argument("--latency", type=float, default=0.3)
     p.add_argument("--elb-latency", type=float, default=0.1)
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--backfill-lbs", type=int, default=200)
     p.add_argument("--backfill-hours", type=int, default=6)
     p.add_argument("--args", default="")
