@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from lbscrape.aws.limits import MIN_SCALE, THROTTLE_PAUSE, RateLimiter
+from lbscrape.aws.limits import MIN_SCALE, SECOND, THROTTLE_PAUSE, RateLimiter
 from lbscrape.cli import cli
 from lbscrape.core.config import (
     GMD_DPS_QUOTA_OLD,
@@ -42,22 +42,35 @@ def test_calls_are_spaced_by_the_calls_per_second_limit():
 
 
 def test_datapoints_per_second_use_the_quota_of_the_calls_start_time():
-    lim, clock = limiter(CloudWatchLimits(max_tps=1000, dps_share=0.5))
     recent, old = int(NOW) - 600, int(NOW) - 4 * 3600
-    # 45,000 datapoints at half of 180,000/s take half a second, at half of 396,000 less.
-    got = starts(lim, clock, [(45_000, recent), (45_000, recent), (99_000, old), (1, old)])
-    assert got == [0.0, 0.5, 1.0, 1.5]
+    # Half of 180,000/s takes one 60,000-datapoint call a second, half of 396,000 three
+    # (a second with a margin: SECOND).
+    lim, clock = limiter(CloudWatchLimits(max_tps=1000, dps_share=0.5))
+    assert starts(lim, clock, [(60_000, recent)] * 4) == [0.0, 1.1, 2.2, 3.3]
+    lim, clock = limiter(CloudWatchLimits(max_tps=1000, dps_share=0.5))
+    assert starts(lim, clock, [(60_000, old)] * 4) == [0.0, 0.001, 0.002, 1.1]
+    assert SECOND == 1.1
     assert CloudWatchLimits(dps=500_000).max_dps(True) == GMD_DPS_QUOTA_RECENT
     assert CloudWatchLimits(dps=500_000).max_dps(False) == GMD_DPS_QUOTA_OLD
 
 
 def test_over_any_second_the_rates_hold():
+    # Calls of every size, as a backfill's and a run's: in no second (CloudWatch counts
+    # a call whole when it arrives) more calls or datapoints than allowed.
     lim, clock = limiter(CloudWatchLimits(max_tps=20, dps=50_000))
-    at = starts(lim, clock, [(3_000, int(NOW))] * 200)
-    for i, t in enumerate(at):
-        in_second = [j for j, u in enumerate(at) if t <= u < t + 1]
-        assert len(in_second) <= 20 + 1
-        assert 3_000 * len(in_second) <= 50_000 + 3_000, i
+    sizes = [(3_000 + 7_919 * i) % 48_000 for i in range(300)]
+    at = starts(lim, clock, [(d, int(NOW)) for d in sizes])
+    assert at == sorted(at)
+    for t in at:
+        inside = [d for d, u in zip(sizes, at, strict=True) if t <= u < t + 1]
+        assert len(inside) <= 20
+        assert sum(inside) <= 50_000
+
+
+def test_a_call_larger_than_the_rate_goes_alone():
+    lim, clock = limiter(CloudWatchLimits(max_tps=1000, dps=50_000))
+    assert starts(lim, clock, [(80_000, int(NOW)), (10, int(NOW)), (80_000, int(NOW))]) \
+        == [0.0, 1.1, 2.2]
 
 
 def test_a_throttle_pauses_every_worker_and_halves_the_rates():

@@ -4,8 +4,8 @@ Threads, because the work is waiting on CloudWatch and a boto3 client is thread-
 at most `concurrency` calls are in flight, all under one RateLimiter, and results are
 handed over in the order of the plan as soon as each one and those before it are done,
 so the caller writes while later calls are still in flight. Only a few results more
-than the calls in flight wait to be taken: memory is bounded by the concurrency, not by
-the size of the plan.
+than the calls in flight, and a few hundred thousand datapoints at most, wait to be
+taken: memory is bounded by the concurrency, not by the size of the plan.
 
 `by_load_balancer` turns the results into one complete set of data per load balancer,
 released as soon as the last call that carries its queries is in, which is what lets a
@@ -27,6 +27,8 @@ from lbscrape.core.model import MetricSpec, Sample
 
 AHEAD = 2
 """Results fetched ahead of the one being taken, beyond the calls in flight."""
+AHEAD_DATAPOINTS = 400_000
+"""And at most this many datapoints (a few of a backfill's large calls) fetched ahead."""
 
 
 def fetch_ordered(client: CloudWatchClient, calls: Sequence[Call], limits: CloudWatchLimits,
@@ -39,21 +41,25 @@ def fetch_ordered(client: CloudWatchClient, calls: Sequence[Call], limits: Cloud
     limiter = limiter or RateLimiter(limits)
     if not calls:
         return
-    window = limits.concurrency + AHEAD
     pool = ThreadPoolExecutor(max_workers=min(limits.concurrency, len(calls)),
                               thread_name_prefix="getmetricdata")
-    pending: deque[Future[CallResult]] = deque()
-    todo = iter(calls)
+    pending: deque[tuple[Future[CallResult], int]] = deque()
+    todo = deque(calls)
+
+    def submit() -> None:
+        ahead = sum(n for _, n in pending)
+        while todo and len(pending) < limits.concurrency + AHEAD and (
+                not pending or ahead + todo[0].datapoints <= AHEAD_DATAPOINTS):
+            call = todo.popleft()
+            pending.append((pool.submit(fetch_call, client, call, budget, limiter),
+                            call.datapoints))
+            ahead += call.datapoints
+
     try:
-        for call in todo:
-            pending.append(pool.submit(fetch_call, client, call, budget, limiter))
-            if len(pending) >= window:
-                break
+        submit()
         while pending:
-            result = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.submit(fetch_call, client, nxt, budget, limiter))
+            result = pending.popleft()[0].result()
+            submit()
             yield result
     finally:
         # Taken no further (an error, or the caller stopped): start nothing more; the
