@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lbscrape.core.model import LoadBalancer, Owner
+from lbscrape.core.model import LoadBalancer, Owner, Sample, Series
+from lbscrape.prom import openmetrics
 from lbscrape.prom.series import lb_labels
 
 
@@ -44,3 +45,16 @@ def test_several_owners_without_a_group_keep_only_what_they_agree_on():
     g = Owner("Ingress", "shop", "web", ("h",), "application", group="g")
     h = Owner("Ingress", "shop", "web", ("h",), "application", group="h")
     assert labels(g, h) == {**BASE, "namespace": "shop", "ingress": "web"}
+
+
+def test_openmetrics_lines_for_whole_seconds_and_for_the_rest():
+    labels = (("__name__", "alb_x_sum"), ("a", 'q"%d\\né'))
+    usual = Series(labels, (Sample(60_000, 1.0), Sample(120_000, 1e-9), Sample(180_000, 3)))
+    assert openmetrics.encode(usual).decode().splitlines() == [
+        'alb_x_sum{a="q\\"%d\\\\né"} 1.0 60', 'alb_x_sum{a="q\\"%d\\\\né"} 1e-09 120',
+        'alb_x_sum{a="q\\"%d\\\\né"} 3 180']
+    rest = Series(labels[:1], (Sample(1_500, float("nan")), Sample(2_000, float("inf")),
+                               Sample(3_000, -float("inf")), Sample(4_250, 2.5)))
+    assert openmetrics.encode(rest) == (b"alb_x_sum{} NaN 1.500\nalb_x_sum{} +Inf 2\n"
+                                        b"alb_x_sum{} -Inf 3\nalb_x_sum{} 2.5 4.250\n")
+    assert openmetrics.encode(Series(labels, ())) == b""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 OwnerKind = Literal["Ingress", "Service"]
 LbType = Literal["application", "network", "classic"]
@@ -121,8 +121,9 @@ class Window:
         return self.end <= self.start
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    """A tuple, as there are millions: it is made and read faster than a dataclass."""
+
     timestamp_ms: int
     value: float
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from lbscrape.core.model import Sample, Series
+import math
+import operator
+from itertools import repeat
+
+from lbscrape.core.model import Series
 from lbscrape.prom.series import selector
 
 EOF = b"# EOF\n"
@@ -10,14 +14,24 @@ EOF = b"# EOF\n"
 
 def encode(series: Series) -> bytes:
     """One line per sample: the selector, the value and the timestamp in seconds."""
-    sel = selector(series.labels).encode()
-    return b"".join(sel + b" " + _number(x) + b"\n" for x in series.samples)
+    sel = selector(series.labels)
+    if not series.samples:
+        return b""
+    stamps, values = zip(*series.samples, strict=True)
+    if all(map(math.isfinite, values)) and not any(map(operator.mod, stamps, repeat(1000))):
+        # The usual series (a backfill writes millions): whole seconds, finite values.
+        line = (sel.replace("%", "%%") + " %r %d\n").encode().__mod__
+        return b"".join(map(line, zip(values, map(operator.floordiv, stamps, repeat(1000)),
+                                      strict=True)))
+    lines = []
+    for x in series.samples:
+        v = repr(x.value)
+        secs, ms = divmod(x.timestamp_ms, 1000)
+        lines.append(f"{sel} {_SPECIAL.get(v, v)} {secs}" if not ms
+                     else f"{sel} {_SPECIAL.get(v, v)} {secs}.{ms:03d}")
+    lines.append("")
+    return "\n".join(lines).encode()
 
 
-def _number(x: Sample) -> bytes:
-    v = x.value
-    value = "NaN" if v != v else "+Inf" if v == float("inf") else "-Inf" if v == -float(
-        "inf") else repr(v)
-    secs, ms = divmod(x.timestamp_ms, 1000)
-    ts = str(secs) if not ms else f"{secs}.{ms:03d}"
-    return f"{value} {ts}".encode()
+# The values whose Python repr is not OpenMetrics'.
+_SPECIAL = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}

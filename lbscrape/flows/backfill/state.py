@@ -60,8 +60,19 @@ class State:
     """--output: bytes of the file that belong to written calls."""
     samples_written: int = 0
     samples_rejected: int = 0
+    _targets_json: str = field(default="", compare=False, repr=False)
 
     def to_json(self) -> str:
+        # Saved after every request: the targets (most of the file, and fixed) are
+        # encoded once.
+        if not self._targets_json:
+            self._targets_json = json.dumps([
+                {"key": t.key, "name": t.name, "dimensions": [list(d) for d in t.dimensions],
+                 "labels": dict(t.labels),
+                 "specs": [[s.namespace, s.metric, s.stat, s.prom_name] for s in t.specs],
+                 "fill": _fill_json(t)}
+                for t in self.targets
+            ], sort_keys=True, separators=(",", ":"))
         doc = {
             "format": STATE_FORMAT,
             "window": [self.window.start, self.window.end, self.window.period],
@@ -71,15 +82,9 @@ class State:
             "file_offset": self.file_offset,
             "samples_written": self.samples_written,
             "samples_rejected": self.samples_rejected,
-            "targets": [
-                {"key": t.key, "name": t.name, "dimensions": [list(d) for d in t.dimensions],
-                 "labels": dict(t.labels),
-                 "specs": [[s.namespace, s.metric, s.stat, s.prom_name] for s in t.specs],
-                 "fill": _fill_json(t)}
-                for t in self.targets
-            ],
         }
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        head = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return f'{head[:-1]},"targets":{self._targets_json}}}'
 
     @classmethod
     def from_json(cls, text: str, path: str) -> State:
