@@ -3,7 +3,10 @@
 1. encode: WriteRequest + snappy for a live-run shape and a backfill shape.
 2. plan_calls: GetMetricData planning for many load balancers.
 3. backfill memory: peak Python memory of a backfill to an OpenMetrics file, for a
-   short and a 15-day range, with an in-process CloudWatch stand-in (flat, not growing).
+   short and a 15-day range, with an in-process CloudWatch stand-in (flat, not growing),
+   at no rate limit (the stand-in has no quota).
+
+Scale (concurrency, quotas, thousands of load balancers, CPU per run): bench/scale.py.
 4. repeat cost: a crash between write and checkpoint makes the next run re-send its
    window; Prometheus refuses the old samples and the LB is re-sent minute by minute. Measured
    against a real Prometheus (Debian's), so it needs `scripts/test` to have installed it.
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lbscrape.aws.cloudwatch import FetchTarget, plan_calls
+from lbscrape.aws.limits import UNLIMITED
 from lbscrape.core.catalog import DEFAULT, default_specs
 from lbscrape.core.config import RemoteWriteSettings
 from lbscrape.core.model import Sample, Series, Window
@@ -90,7 +94,7 @@ def bench_backfill_memory() -> None:
             sink = backfill.OpenMetricsSink(os.path.join(tmp, f"out-{days}.om"), state, False)
             tracemalloc.start()
             started = time.perf_counter()
-            backfill.run(plan, state, store, _FakeCloudWatch(), sink)
+            backfill.run(plan, state, store, _FakeCloudWatch(), sink, limits=UNLIMITED)
             took = time.perf_counter() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()

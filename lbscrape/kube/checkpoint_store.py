@@ -5,6 +5,7 @@ The format and merge rules are in lbscrape.core.checkpoint; this is only the sto
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,10 +25,16 @@ CAS_ATTEMPTS = 5
 class ConfigMapStore(SavingStore):
     def __init__(self, api: k8s.ApiClient, location: CheckpointLocation,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self._core = k8s.CoreV1Api(api)
+        self._api = api
         self._sleep = sleep
         self.location = location
         self._object: k8s.V1ConfigMap | None = None  # as last read, to keep its metadata
+
+    @functools.cached_property
+    def _core(self) -> k8s.CoreV1Api:
+        # Made when first used, not with the clients: importing CoreV1Api takes 0.6 s of
+        # CPU, which a run then spends while it waits for the ELB listings.
+        return k8s.CoreV1Api(self._api)
 
     def load(self) -> Checkpoint:
         loc = self.location
