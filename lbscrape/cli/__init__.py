@@ -55,9 +55,12 @@ def _register() -> None:
 _register()
 
 
+# A run or backfill holds up to millions of samples (small tuples) between fetch and
+# write; at the default thresholds (700, 10, 10) the cyclic collector scanned them over
+# and over, a third of a backfill's CPU. lbscrape makes few reference cycles.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
 def main() -> None:
-    # A run or backfill holds up to millions of samples (small tuples) between fetch and
-    # write; at the default thresholds (700, 10, 10) the cyclic collector scanned them
-    # over and over, a third of a backfill's CPU. lbscrape makes few reference cycles.
-    gc.set_threshold(50_000, 20, 10)
+    gc.set_threshold(*GC_THRESHOLDS)
     cli(prog_name="lbscrape")
