@@ -27,6 +27,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    answer: bytes = b""
+    """The upstream's answer body, when the request was forwarded."""
 
     def mentions(self, text: str) -> bool:
         """True if the operation name appears in the path, a target header or the body."""
@@ -89,6 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
         rule = self.owner._rule_for(req)
         if rule and rule.after:
             answer = self._forward(body)
+            req.answer = answer[2]
             time.sleep(rule.delay)
             if rule.reset:
                 self._reset()
@@ -103,7 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
         if rule and rule.status is not None:
             self._reply(rule.status, rule.headers, rule.body)
             return
-        self._reply(*self._forward(body))
+        answer = self._forward(body)
+        req.answer = answer[2]
+        self._reply(*answer)
 
     def _reset(self) -> None:
         # SO_LINGER 0: close with a TCP RST, as a dying server or load balancer does.

@@ -33,6 +33,7 @@ from lbscrape.core.options import (
     load_catalog,
     parse_now,
 )
+from lbscrape.flows import endpoint
 from lbscrape.flows.backfill.loop import Progress, run
 from lbscrape.flows.backfill.plan import (
     Plan,
@@ -130,13 +131,14 @@ def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
     validate_window(WindowSettings(settle, period, period, period))
     catalog = load_catalog(o.metrics_config)
     rw = o.remote_write.settings(o.remote_write_url) if o.remote_write_url else None
-    writer = remote_write.Client(rw, credentials=remote_write.load_credentials(rw)) \
-        if rw else None
+    credentials = remote_write.load_credentials(rw) if rw else None
     if (rw is None) == (o.output is None):
         raise ConfigError("--output: give either --remote-write-url or --output FILE "
                           "(OpenMetrics for promtool)")
     target = f"file {o.output}" if o.output else f"remote-write {redact_url(rw.url) if rw else ''}"
     session = aws.session(o.region, o.profile)
+    # Before discovery: a role that cannot be assumed stops the backfill before it plans.
+    client = endpoint.client(rw, session, credentials) if rw and credentials else None
     if o.resume:
         state = store.load()
         if state.output != target:
@@ -153,7 +155,7 @@ def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
     plan = make_plan(state.window, state.targets)
     if o.resume:
         check_still_kept(plan, state.done, clock)
-    return _Prepared(plan, state, session, writer)
+    return _Prepared(plan, state, session, client)
 
 
 def _targets(o: BackfillOptions, session: Any, catalog: Catalog) -> tuple[Any, ...]:
