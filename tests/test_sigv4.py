@@ -67,17 +67,28 @@ def signed_headers(seen):
     return re.search(r"SignedHeaders=([^,]+)", seen.headers["authorization"]).group(1).split(";")
 
 
-def test_run_crash_repeat_through_a_verifying_receiver_lands_once(aws, kube, prometheus, amp,
-                                                                  tmp_path):
+@pytest.fixture
+def cortex(prometheus, keys):
+    """A Cortex behind a SigV4 check that wants a tenant too (AMP itself takes none)."""
+    receiver = Receiver(prometheus, "mimir", verifier=SigV4Verifier(REGION, keys))
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+def test_run_crash_repeat_through_a_verifying_receiver_lands_once(aws, kube, prometheus,
+                                                                  cortex, tmp_path):
+    amp = cortex
     scene = Scene(aws, kube, prometheus)
-    r = crash_then_repeat(scene, amp_url(amp), tmp_path, *SIGV4,
-                          "--remote-write-header", "X-Team=shop")
+    r = crash_then_repeat(scene, amp_url(amp), tmp_path, *SIGV4, "--remote-write-tenant",
+                          "team-a", "--remote-write-header", "X-Team=shop")
     exactly_once(scene, r)
+    assert amp.tenants() == {"team-a"}
     # Every request was signed, and verified: nothing was refused for its signature.
     assert len(amp.verifier.verified) == len(amp.seen) == r.requests("first") + r.requests(
         "second") == 22
     assert {s.status for s in amp.seen} == {200, 400}
-    assert all("x-team" in signed_headers(s) for s in amp.seen)
+    assert all({"x-team", "x-scope-orgid"} <= set(signed_headers(s)) for s in amp.seen)
     # Signed for aps in the workspace's region: cronjob/iam-policy.json grants that.
     scopes = {re.search(r"/(\d{8})/([^/]+)/([^/]+)/aws4_request", s.headers["authorization"])
               .group(2, 3) for s in amp.seen}
@@ -86,14 +97,16 @@ def test_run_crash_repeat_through_a_verifying_receiver_lands_once(aws, kube, pro
 
 def test_backfill_through_a_verifying_receiver_lands_once(aws, kube, keys, tmp_path):
     prom = world.Prometheus(ooo_window="1d").start()
-    receiver = Receiver(prom, "mimir", tenant_header=None, verifier=SigV4Verifier(REGION, keys))
+    receiver = Receiver(prom, "mimir", verifier=SigV4Verifier(REGION, keys))
     receiver.start()
     try:
         w = World(aws, kube)
         w.backfill("--remote-write-url", amp_url(receiver), *SIGV4, "--state-file",
-                   str(tmp_path / "state.json"), "--remote-write-max-samples", "1000")
+                   str(tmp_path / "state.json"), "--remote-write-max-samples", "1000",
+                   "--remote-write-tenant", "team-a")
         assert_exact(prom, w)
         assert len(receiver.verifier.verified) == len(receiver.seen) > 1
+        assert receiver.tenants() == {"team-a"}
     finally:
         receiver.stop()
         prom.cleanup()
@@ -230,6 +243,14 @@ def test_missing_aws_credentials_one_line_exit_1_nothing_contacted(aws, kube, pr
     errors = [line for line in result.stderr.splitlines() if '"level": "error"' in line]
     assert len(errors) == 1 and "--remote-write-sigv4: AWS credentials not found" in errors[0]
     assert "Traceback" not in result.output + result.stderr
+    assert amp.seen == [] and kube.seen == []
+    result = CliRunner().invoke(cli, [
+        "backfill", "--cluster", "c", "--region", "us-east-1", "--kubeconfig",
+        kube.kubeconfig_path, "--start", "-1h", "--yes", "--remote-write-url", amp_url(amp),
+        *SIGV4])
+    assert result.exit_code == 1 and result.stderr == (
+        "lbscrape: error: --remote-write-sigv4: AWS credentials not found: configure a role "
+        "(IRSA), a profile or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n")
     assert amp.seen == [] and kube.seen == []
 
 
