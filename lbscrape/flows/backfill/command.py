@@ -18,11 +18,7 @@ from lbscrape.core.checkpoint import FileStore
 from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer, isotime
-from lbscrape.core.options import (
-    BackfillOptions,
-    BackfillSettings,
-    backfill_settings,
-)
+from lbscrape.core.options import BackfillOptions, BackfillSettings, backfill_settings
 from lbscrape.flows.backfill.loop import Progress, run
 from lbscrape.flows.backfill.plan import (
     Plan,
@@ -69,17 +65,18 @@ def execute(o: BackfillOptions, console: Console,
     if total - done and not o.yes and sys.stdin.isatty() and not console.confirm("Start?"):
         return ExitStatus.ERROR
     try:
-        sink: Sink = OpenMetricsSink(o.output, p.state, o.resume) if o.output else \
-            RemoteWriteSink(_writer(p))
+        sink = _sink(o, p)
         store.save(p.state)
     except (LbscrapeError, BotoCoreError) as e:
         return fail(console, e)
     return _write(o, p, store, sink, console, progress(total, done))
 
 
-def _writer(p: _Prepared) -> remote_write.Client:
-    assert p.writer is not None
-    return p.writer
+def _sink(o: BackfillOptions, p: _Prepared) -> Sink:
+    """The remote-write endpoint, or else the --output file (settings require one)."""
+    if p.writer is not None:
+        return RemoteWriteSink(p.writer)
+    return OpenMetricsSink(o.output or "", p.state, o.resume)
 
 
 def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
