@@ -39,6 +39,7 @@ from lbscrape import events as events_mod
 from lbscrape.budget import Budget
 from lbscrape.catalog import DEFAULT, DIMENSION_SETS, KINDS, KNOWN, Catalog
 from lbscrape.checkpoint import ConfigMapStore, FileStore, reset
+from lbscrape.cli_mixin import mixin
 from lbscrape.config import (
     CheckpointLocation,
     RemoteWriteSettings,
@@ -1085,6 +1086,9 @@ def _auth_kind(rw: RemoteWriteSettings | None) -> str:
     if rw.cert_file:
         kinds.append("mtls")
     return "+".join(kinds)
+
+
+cli.add_command(mixin)
 
 
 def main() -> None:

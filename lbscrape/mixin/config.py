@@ -1,0 +1,500 @@
+"""The mixin's --config file (thresholds, selectors, labels) and --owner, as frozen dataclasses.
+
+Like a monitoring mixin's `_config` block, every threshold, `for:` and range has a default
+here and can be changed per alert in a YAML (or JSON) file:
+
+    selector: 'cluster=~"prod-.*"'      # extra matchers on every query
+    labels: {team: payments}           # added to every alert (routing)
+    group_by: [team]                   # series labels every alert keeps
+    price_per_1000_metrics: 0.01
+    alerts:
+      AlbElb5xxRatioHigh: {threshold: 0.02, for: 10m, severity: page}
+      LbscrapeCloudWatchCostOverBudget: {threshold: 250}
+      ClassicElbSpillover: {enabled: false}
+    dashboards: {refresh: 1m, time_from: now-6h, tags: [edge]}
+    kubernetes: {namespace: monitoring, labels: {release: kube-prometheus-stack}}
+
+The whole file is checked before anything is written; an error is one ConfigError naming
+the file and the entry (`alerts.AlbElb5xxRatioHigh.for`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, NoReturn
+
+import yaml
+
+from lbscrape.errors import ConfigError
+
+OPTION = "--config"
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# One PromQL label matcher: name, operator, double-quoted value with escapes.
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*')
+_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1)
+# DNS-1123: a namespace is a label, object and IngressGroup names are subdomains.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+# Data arrive the settle delay (2m) plus one period (1m) late, more with a slower
+# schedule: an alert range shorter than this would often hold no sample at all.
+MIN_DATA_RANGE = 300
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: str
+    value: str
+
+    def __str__(self) -> str:
+        value = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'{self.name}{self.op}"{value}"'
+
+
+def parse_selector(text: str, where: str = "selector") -> tuple[Matcher, ...]:
+    """'cluster="prod", env=~"eu-.*"' (with or without braces) -> matchers. Raises
+    ValueError naming the part that is not a matcher."""
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    out: list[Matcher] = []
+    pos = 0
+    while pos < len(body):
+        m = _MATCHER.match(body, pos)
+        if not m:
+            raise ValueError(f"{where}: cannot read a label matcher at {body[pos:]!r}; "
+                             'write name="value", name=~"regex", name!="value" or '
+                             'name!~"regex", separated by commas')
+        raw = m.group(3)
+        out.append(Matcher(m.group(1), m.group(2), json.loads(f'"{raw}"')))
+        pos = m.end()
+        if pos < len(body):
+            if body[pos] != ",":
+                raise ValueError(f"{where}: expected ',' between matchers at {body[pos:]!r}")
+            pos += 1
+    return tuple(out)
+
+
+def parse_duration(text: str) -> int:
+    """A Prometheus duration without milliseconds ('10m', '1h30m', '1d') -> seconds > 0.
+    Raises ValueError."""
+    m = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if not text or not m or not any(m.groups()):
+        raise ValueError(f"{text!r} is not a Prometheus duration (e.g. 5m, 1h30m, 1d)")
+    return sum(int(g or 0) * unit for g, unit in zip(m.groups(), _DURATION_UNITS, strict=True))
+
+
+OwnerKind = Literal["ingress", "service", "ingress-group"]
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    """--owner: the one Kubernetes object a team's mixin is about."""
+
+    kind: OwnerKind
+    name: str
+    namespace: str | None
+    """None for an IngressGroup: its ALB's series carry `ingress_group` and never
+    `namespace` (a group may span namespaces), so a namespace cannot select it."""
+
+    @property
+    def slug(self) -> str:
+        """File-name and uid friendly: shop-ingress-web, ingress-group-shared."""
+        parts = [self.namespace, self.kind, self.name] if self.namespace else [
+            self.kind, self.name]
+        return "-".join(p.replace(".", "-") for p in parts)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.kind}/{self.name}" if self.namespace else \
+            f"{self.kind}/{self.name}"
+
+    def matchers(self) -> tuple[Matcher, ...]:
+        """The labels lbscrape writes on its load balancer's series (README contract)."""
+        if self.kind == "ingress-group":
+            return (Matcher("ingress_group", "=", self.name),)
+        label = "ingress" if self.kind == "ingress" else "service"
+        return (Matcher("namespace", "=", self.namespace or ""), Matcher(label, "=", self.name))
+
+
+_OWNER_KINDS: dict[str, OwnerKind] = {
+    "ingress": "ingress", "ing": "ingress", "service": "service", "svc": "service",
+    "ingress-group": "ingress-group", "ingressgroup": "ingress-group",
+}
+
+
+def parse_owner(text: str) -> OwnerRef:
+    """NAMESPACE/ingress/NAME, NAMESPACE/service/NAME, ingress-group/NAME (or
+    NAMESPACE/ingress-group/NAME: the namespace is then only a reminder, as a group's
+    series carry no namespace). Raises ConfigError naming --owner."""
+    parts = text.strip().split("/")
+    usage = ("use NAMESPACE/ingress/NAME, NAMESPACE/service/NAME or ingress-group/NAME "
+             "(e.g. shop/ingress/web)")
+    if len(parts) == 2 and _OWNER_KINDS.get(parts[0].lower()) == "ingress-group":
+        parts = ["", *parts]
+    if len(parts) != 3:
+        raise ConfigError(f"--owner: cannot read {text!r}; {usage}")
+    namespace, kind_text, name = parts
+    kind = _OWNER_KINDS.get(kind_text.lower())
+    if kind is None:
+        raise ConfigError(f"--owner: {kind_text!r} is not a kind lbscrape labels series by; "
+                          f"{usage}")
+    if not _DNS_SUBDOMAIN.fullmatch(name):
+        raise ConfigError(f"--owner: {name!r} is not a Kubernetes object name (lowercase "
+                          "letters, digits, '-' and '.')")
+    if kind == "ingress-group":
+        return OwnerRef(kind, name, None)
+    if not _DNS_LABEL.fullmatch(namespace):
+        raise ConfigError(f"--owner: {namespace!r} is not a Kubernetes namespace; {usage}")
+    return OwnerRef(kind, name, namespace)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    threshold: float
+    """What the expression is compared with; its unit is the alert's (see ALERT_DEFAULTS)."""
+    for_: str
+    """Prometheus `for:`: how long the condition must hold before the alert fires."""
+    severity: str
+    range: str
+    """How far back the expression looks. Data alerts need at least 5m (MIN_DATA_RANGE)."""
+    min_traffic: float | None = None
+    """Ratio alerts only: the denominator (requests, new flows) the range must hold at least,
+    so that 1 error in 2 requests at 3 a.m. does not page anyone."""
+    enabled: bool = True
+    labels: tuple[tuple[str, str], ...] = ()
+    """Extra labels on this alert, after MixinConfig.labels."""
+
+
+def _a(threshold: float, for_: str, severity: str, range_: str = "10m",
+       min_traffic: float | None = None) -> AlertSettings:
+    return AlertSettings(threshold, for_, severity, range_, min_traffic)
+
+
+# Thresholds, with their units. Ratios are fractions (0.05 = 5%), latencies seconds, host
+# counts hosts, resets a fraction of new flows, lag seconds, cost US dollars per month.
+ALERT_DEFAULTS: dict[str, AlertSettings] = {
+    "AlbElb5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
+    "AlbTarget5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
+    "AlbTargetResponseTimeHigh": _a(1.0, "10m", "warning"),
+    "AlbNoHealthyTargets": _a(1, "2m", "critical"),
+    "AlbUnhealthyTargets": _a(0, "10m", "warning"),
+    "AlbRejectedConnections": _a(0, "5m", "warning"),
+    "NlbLoadBalancerResetsHigh": _a(0.05, "10m", "warning", min_traffic=100),
+    "NlbTargetResetsHigh": _a(0.05, "10m", "warning", min_traffic=100),
+    "NlbNoHealthyTargets": _a(1, "2m", "critical"),
+    "NlbUnhealthyTargets": _a(0, "10m", "warning"),
+    "ClassicElb5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
+    "ClassicElbBackend5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
+    "ClassicElbLatencyHigh": _a(1.0, "10m", "warning"),
+    "ClassicElbNoHealthyHosts": _a(1, "2m", "critical"),
+    "ClassicElbUnhealthyHosts": _a(0, "10m", "warning"),
+    "ClassicElbSpillover": _a(0, "5m", "warning"),
+    "LbscrapeNotRunning": _a(0, "5m", "critical"),
+    "LbscrapeRunFailing": _a(0, "5m", "critical", "15m"),
+    "LbscrapeDataLagging": _a(900, "5m", "warning"),
+    "LbscrapeSamplesRejected": _a(0, "15m", "warning"),
+    "LbscrapeCloudWatchCostOverBudget": _a(100, "30m", "warning", "1h"),
+}
+SELF_ALERTS = frozenset(n for n in ALERT_DEFAULTS if n.startswith("Lbscrape"))
+# LbscrapeNotRunning answers by absence; its threshold is not used.
+_NO_THRESHOLD = frozenset({"LbscrapeNotRunning"})
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    refresh: str = "1m"
+    time_from: str = "now-3h"
+    tags: tuple[str, ...] = ("lbscrape",)
+    """The first tag also links the lbscrape dashboards to each other."""
+    timezone: str = "utc"
+    """CloudWatch and lbscrape speak UTC; "browser" shows local time."""
+    min_interval: str = "1m"
+    """The panels' smallest step: lbscrape's --period (CloudWatch has nothing finer)."""
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    namespace: str = "monitoring"
+    labels: tuple[tuple[str, str], ...] = ()
+    """On every object: kube-prometheus-stack's Prometheus selects PrometheusRules by
+    `release: <its release name>` unless ruleSelectorNilUsesHelmValues is false."""
+    folder: str = "lbscrape"
+    """The `grafana_folder` annotation the Grafana sidecar can sort dashboards by."""
+
+
+@dataclass(frozen=True)
+class MixinConfig:
+    selector: tuple[Matcher, ...] = ()
+    """Extra matchers on every query, data and self-telemetry alike."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """Added to every alert (a team label for routing)."""
+    group_by: tuple[str, ...] = ()
+    """Series labels every alert and recording rule keeps besides the owner's (e.g. a
+    --label-from `team`), so Alertmanager can route on them."""
+    price_per_1000_metrics: float = 0.01
+    """GetMetricData list price, US dollars per 1,000 metrics requested."""
+    alerts: Mapping[str, AlertSettings] = field(default_factory=lambda: dict(ALERT_DEFAULTS))
+    dashboards: DashboardSettings = DashboardSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    source: str | None = None
+
+    def alert(self, name: str) -> AlertSettings:
+        return self.alerts[name]
+
+
+DEFAULT_CONFIG = MixinConfig()
+
+
+class _Where:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> NoReturn:
+        at = f"{where}: " if where else ""
+        raise ConfigError(f"{OPTION}: {self.source}: {at}{message}")
+
+
+def load(path: str) -> MixinConfig:
+    """Read and check a --config file. Raises ConfigError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{OPTION}: {path!r} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{OPTION}: cannot read {path!r}: {e.strerror or e}") from None
+    return from_doc(parse_text(text, path), path)
+
+
+def parse_text(text: str, source: str) -> Any:
+    """JSON for a .json file, YAML otherwise; a key given twice is an error, since the
+    parsers would otherwise keep the last one silently."""
+    err = _Where(source)
+    if source.endswith(".json"):
+        try:
+            return json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, err))
+        except json.JSONDecodeError as e:
+            err.fail(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}")
+    try:
+        _check_duplicates(yaml.compose(text, Loader=yaml.SafeLoader), err)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        err.fail("", f"not valid YAML: {e}")
+
+
+def _unique(pairs: list[tuple[str, Any]], err: _Where) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            err.fail(str(k), "appears twice in one object; merge the two")
+        out[k] = v
+    return out
+
+
+def _check_duplicates(node: Any, err: _Where) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                err.fail(f"line {key.start_mark.line + 1}",
+                         f"key {key.value!r} appears twice in one mapping; merge the two")
+            seen.add(key.value)
+            _check_duplicates(value, err)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicates(item, err)
+
+
+_TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "alerts", "dashboards",
+        "kubernetes")
+
+
+def from_doc(doc: Any, source: str) -> MixinConfig:
+    """A parsed --config document -> MixinConfig over the defaults."""
+    err = _Where(source)
+    if doc is None:
+        return replace(DEFAULT_CONFIG, source=source)
+    d = _mapping(doc, "", _TOP, err)
+    selector: tuple[Matcher, ...] = ()
+    if "selector" in d:
+        try:
+            selector = parse_selector(_str(d["selector"], "selector", err))
+        except ValueError as e:
+            err.fail("", str(e))
+    price = d.get("price_per_1000_metrics", DEFAULT_CONFIG.price_per_1000_metrics)
+    if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+        err.fail("price_per_1000_metrics", "must be a number of US dollars >= 0, e.g. 0.01")
+    return MixinConfig(
+        selector=selector,
+        labels=_labels(d.get("labels"), "labels", err),
+        group_by=tuple(_label_name(x, f"group_by[{i}]", err)
+                       for i, x in enumerate(_list(d.get("group_by"), "group_by", err))),
+        price_per_1000_metrics=float(price),
+        alerts=_alerts(d.get("alerts"), err),
+        dashboards=_dashboards(d.get("dashboards"), err),
+        kubernetes=_kubernetes(d.get("kubernetes"), err),
+        source=source,
+    )
+
+
+def _alerts(doc: Any, err: _Where) -> dict[str, AlertSettings]:
+    out = dict(ALERT_DEFAULTS)
+    if doc is None:
+        return out
+    for name, section in _mapping(doc, "alerts", ALERT_DEFAULTS, err).items():
+        out[name] = _alert(name, section, err)
+    return out
+
+
+def _alert(name: str, doc: Any, err: _Where) -> AlertSettings:
+    where = f"alerts.{name}"
+    base = ALERT_DEFAULTS[name]
+    keys = ["for", "severity", "range", "enabled", "labels"]
+    if name not in _NO_THRESHOLD:
+        keys.append("threshold")
+    if base.min_traffic is not None:
+        keys.append("min_traffic")
+    d = _mapping(doc if doc is not None else {}, where, keys, err)
+    a = base
+    if "threshold" in d:
+        a = replace(a, threshold=_number(d["threshold"], f"{where}.threshold", err))
+    if "min_traffic" in d:
+        a = replace(a, min_traffic=_number(d["min_traffic"], f"{where}.min_traffic", err))
+    if "for" in d:
+        a = replace(a, for_=_duration(d["for"], f"{where}.for", err))
+    if "range" in d:
+        text = _duration(d["range"], f"{where}.range", err)
+        if name not in SELF_ALERTS and parse_duration(text) < MIN_DATA_RANGE:
+            err.fail(f"{where}.range", f"{text} is too short: lbscrape's samples arrive "
+                     "the settle delay plus one period (3-4 minutes) late, so a range "
+                     "under 5m often holds no sample; use at least 5m")
+        a = replace(a, range=text)
+    if "severity" in d:
+        a = replace(a, severity=_str(d["severity"], f"{where}.severity", err))
+    if "enabled" in d:
+        if not isinstance(d["enabled"], bool):
+            err.fail(f"{where}.enabled", "must be true or false")
+        a = replace(a, enabled=d["enabled"])
+    if "labels" in d:
+        a = replace(a, labels=_labels(d["labels"], f"{where}.labels", err))
+    return a
+
+
+def _dashboards(doc: Any, err: _Where) -> DashboardSettings:
+    base = DashboardSettings()
+    if doc is None:
+        return base
+    d = _mapping(doc, "dashboards", ("refresh", "time_from", "tags", "timezone",
+                                     "min_interval"), err)
+    tags = tuple(_str(t, f"dashboards.tags[{i}]", err)
+                 for i, t in enumerate(_list(d.get("tags"), "dashboards.tags", err)))
+    return DashboardSettings(
+        refresh=_str(d.get("refresh", base.refresh), "dashboards.refresh", err),
+        time_from=_str(d.get("time_from", base.time_from), "dashboards.time_from", err),
+        # The lbscrape tag stays first: the dashboards' links to each other use it.
+        tags=base.tags + tuple(t for t in tags if t not in base.tags),
+        timezone=_str(d.get("timezone", base.timezone), "dashboards.timezone", err),
+        min_interval=_duration(d.get("min_interval", base.min_interval),
+                               "dashboards.min_interval", err),
+    )
+
+
+def _kubernetes(doc: Any, err: _Where) -> KubernetesSettings:
+    base = KubernetesSettings()
+    if doc is None:
+        return base
+    d = _mapping(doc, "kubernetes", ("namespace", "labels", "folder"), err)
+    namespace = _str(d.get("namespace", base.namespace), "kubernetes.namespace", err)
+    if not _DNS_LABEL.fullmatch(namespace):
+        err.fail("kubernetes.namespace", f"{namespace!r} is not a Kubernetes namespace")
+    return KubernetesSettings(
+        namespace=namespace,
+        labels=_labels(d.get("labels"), "kubernetes.labels", err, k8s=True),
+        folder=_str(d.get("folder", base.folder), "kubernetes.folder", err),
+    )
+
+
+def _mapping(value: Any, where: str, allowed: Iterable[str], err: _Where) -> dict[str, Any]:
+    allowed = list(allowed)
+    if not isinstance(value, dict):
+        err.fail(where, "must be a mapping" + (f" with {', '.join(allowed)}"
+                                              if len(allowed) < 8 else ""))
+    for key in value:
+        if key not in allowed:
+            found = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean {found[0]}?)" if found else ""
+            known = f"; allowed: {', '.join(allowed)}" if len(allowed) < 10 or not found else ""
+            err.fail(f"{where}.{key}" if where else str(key),
+                     f"unknown key {key!r}{hint}{known}")
+    return value
+
+
+def _list(value: Any, where: str, err: _Where) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        err.fail(where, "must be a list")
+    return value
+
+
+def _str(value: Any, where: str, err: _Where) -> str:
+    if not isinstance(value, str) or not value:
+        err.fail(where, "must be a non-empty string")
+    return value
+
+
+def _number(value: Any, where: str, err: _Where) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        err.fail(where, "must be a number")
+    return float(value)
+
+
+def _duration(value: Any, where: str, err: _Where) -> str:
+    text = _str(value, where, err)
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        err.fail(where, str(e))
+    return text
+
+
+def _label_name(value: Any, where: str, err: _Where) -> str:
+    if not isinstance(value, str) or not LABEL_NAME.fullmatch(value) or \
+            value.startswith("__"):
+        err.fail(where, f"{value!r} is not a Prometheus label name")
+    return value
+
+
+_K8S_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*"
+                            r"[A-Za-z0-9])?")
+_K8S_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+def _labels(value: Any, where: str, err: _Where, k8s: bool = False
+            ) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        err.fail(where, "must be a mapping of label names to values, e.g. {team: payments}")
+    out = []
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            err.fail(f"{where}.{k}", "must be a string")
+        text = str(v)
+        if k8s:
+            if not isinstance(k, str) or not _K8S_LABEL_KEY.fullmatch(k):
+                err.fail(f"{where}.{k}", f"{k!r} is not a Kubernetes label key")
+            if not _K8S_LABEL_VALUE.fullmatch(text):
+                err.fail(f"{where}.{k}", f"{text!r} is not a Kubernetes label value")
+        else:
+            _label_name(k, f"{where}.{k}", err)
+            if k in ("alertname", "severity"):
+                err.fail(f"{where}.{k}", f"{k} is set by the alert itself; use "
+                         "alerts.NAME.severity for the severity")
+        out.append((str(k), text))
+    return tuple(out)
