@@ -206,9 +206,10 @@ def _not_running(ctx: Ctx, a: AlertSettings) -> Rule:
             f"group {by(g)} (max_over_time({recent}))\n)\n"
             f"or\nabsent_over_time({recent})")
     return ctx.rule("LbscrapeNotRunning", expr, "lbscrape has not written a run.",
-                    f"No lbscrape run of cluster {CL} reached Prometheus in the last "
-                    f"{a.range}: the CronJob is not running, or cannot reach the "
-                    "remote-write endpoint (it writes nothing then).")
+                    "No lbscrape run{{ if $labels.cluster }} of cluster "
+                    f"{CL}{{{{ end }}}} reached Prometheus in the last {a.range}: the "
+                    "CronJob is not running, or cannot reach the remote-write endpoint "
+                    "(it writes nothing then).")
 
 
 def _failing(ctx: Ctx, a: AlertSettings) -> Rule:

@@ -24,7 +24,7 @@ def cost_expr(price: float, matchers: tuple[Matcher, ...], rng: str, scale: str 
               group: tuple[str, ...] = CLUSTER) -> str:
     """US dollars at list price for the metrics requested over `rng` (times `scale`)."""
     total = q.sum_over(q.RUN_METRICS_REQUESTED, matchers, rng, group)
-    return f"{total}{scale} / 1000 * {price:g}"
+    return f"{total}{scale} * {price:g} / 1000"
 
 
 def _stat(title: str, description: str, expr: str, legend: str, unit: str) -> Panel:
