@@ -279,10 +279,7 @@ def self_alerts(ctx: Ctx) -> tuple[list[Rule], list[str]]:
 
 def owner_types(owner: OwnerRef | None) -> tuple[LbType, ...]:
     """The load-balancer types an owner's load balancer can be."""
-    if owner is None:
-        return ("application", "network", "classic")
-    return ("application",) if owner.kind in ("ingress", "ingress-group") else (
-        "network", "classic")
+    return owner.lb_types if owner else ("application", "network", "classic")
 
 
 def alert_groups(ctx: Ctx) -> tuple[list[Group], list[str]]:
@@ -348,7 +345,7 @@ def record(d: RecordDef, ctx: Ctx) -> Rule | None:
     if den:
         return {"record": f"{level}:{base}:ratio{r}", "expr": ratio(num, den, m, r, g)}
     return {"record": f"{level}:{base}:rate{r}",
-            "expr": q.rate(num, m, r, g, str(parse_duration(r)))}
+            "expr": q.rate(num, m, r, g, ctx.cfg.period_seconds)}
 
 
 def recording_groups(ctx: Ctx) -> list[Group]:

@@ -4,6 +4,7 @@ Like a monitoring mixin's `_config` block, every threshold, `for:` and range has
 here and can be changed per alert in a YAML (or JSON) file:
 
     selector: 'cluster=~"prod-.*"'      # extra matchers on every query
+    period: 1m                         # lbscrape's --period
     labels: {team: payments}           # added to every alert (routing)
     group_by: [team]                   # series labels every alert keeps
     price_per_1000_metrics: 0.01
@@ -30,6 +31,7 @@ from typing import Any, Literal, NoReturn
 import yaml
 
 from lbscrape.errors import ConfigError
+from lbscrape.model import LbType
 
 OPTION = "--config"
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -112,6 +114,12 @@ class OwnerRef:
     def __str__(self) -> str:
         return f"{self.namespace}/{self.kind}/{self.name}" if self.namespace else \
             f"{self.kind}/{self.name}"
+
+    @property
+    def lb_types(self) -> tuple[LbType, ...]:
+        """What its load balancer can be: an Ingress gets an ALB; a Service an NLB or a
+        classic ELB, which one the mixin cannot tell without the cluster."""
+        return ("network", "classic") if self.kind == "service" else ("application",)
 
     def matchers(self) -> tuple[Matcher, ...]:
         """The labels lbscrape writes on its load balancer's series (README contract)."""
@@ -213,8 +221,6 @@ class DashboardSettings:
     """The first tag also links the lbscrape dashboards to each other."""
     timezone: str = "utc"
     """CloudWatch and lbscrape speak UTC; "browser" shows local time."""
-    min_interval: str = "1m"
-    """The panels' smallest step: lbscrape's --period (CloudWatch has nothing finer)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +244,9 @@ class MixinConfig:
     --label-from `team`), so Alertmanager can route on them."""
     price_per_1000_metrics: float = 0.01
     """GetMetricData list price, US dollars per 1,000 metrics requested."""
+    period: str = "1m"
+    """lbscrape's --period: what one sample covers. Rates divide by it, and it is the
+    panels' smallest step (CloudWatch has nothing finer)."""
     alerts: Mapping[str, AlertSettings] = field(default_factory=lambda: dict(ALERT_DEFAULTS))
     dashboards: DashboardSettings = DashboardSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
@@ -245,6 +254,10 @@ class MixinConfig:
 
     def alert(self, name: str) -> AlertSettings:
         return self.alerts[name]
+
+    @property
+    def period_seconds(self) -> int:
+        return parse_duration(self.period)
 
 
 DEFAULT_CONFIG = MixinConfig()
@@ -310,8 +323,8 @@ def _check_duplicates(node: Any, err: _Where) -> None:
             _check_duplicates(item, err)
 
 
-_TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "alerts", "dashboards",
-        "kubernetes")
+_TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "period", "alerts",
+        "dashboards", "kubernetes")
 
 
 def from_doc(doc: Any, source: str) -> MixinConfig:
@@ -335,6 +348,7 @@ def from_doc(doc: Any, source: str) -> MixinConfig:
         group_by=tuple(_label_name(x, f"group_by[{i}]", err)
                        for i, x in enumerate(_list(d.get("group_by"), "group_by", err))),
         price_per_1000_metrics=float(price),
+        period=_period(d.get("period", DEFAULT_CONFIG.period), err),
         alerts=_alerts(d.get("alerts"), err),
         dashboards=_dashboards(d.get("dashboards"), err),
         kubernetes=_kubernetes(d.get("kubernetes"), err),
@@ -389,8 +403,7 @@ def _dashboards(doc: Any, err: _Where) -> DashboardSettings:
     base = DashboardSettings()
     if doc is None:
         return base
-    d = _mapping(doc, "dashboards", ("refresh", "time_from", "tags", "timezone",
-                                     "min_interval"), err)
+    d = _mapping(doc, "dashboards", ("refresh", "time_from", "tags", "timezone"), err)
     tags = tuple(_str(t, f"dashboards.tags[{i}]", err)
                  for i, t in enumerate(_list(d.get("tags"), "dashboards.tags", err)))
     return DashboardSettings(
@@ -399,8 +412,6 @@ def _dashboards(doc: Any, err: _Where) -> DashboardSettings:
         # The lbscrape tag stays first: the dashboards' links to each other use it.
         tags=base.tags + tuple(t for t in tags if t not in base.tags),
         timezone=_str(d.get("timezone", base.timezone), "dashboards.timezone", err),
-        min_interval=_duration(d.get("min_interval", base.min_interval),
-                               "dashboards.min_interval", err),
     )
 
 
@@ -446,6 +457,13 @@ def _str(value: Any, where: str, err: _Where) -> str:
     if not isinstance(value, str) or not value:
         err.fail(where, "must be a non-empty string")
     return value
+
+
+def _period(value: Any, err: _Where) -> str:
+    text = _duration(value, "period", err)
+    if parse_duration(text) % 60:
+        err.fail("period", f"{text} is not a multiple of 60s, as lbscrape's --period is")
+    return text
 
 
 def _number(value: Any, where: str, err: _Where) -> float:

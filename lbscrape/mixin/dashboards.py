@@ -34,7 +34,6 @@ from lbscrape.mixin.queries import (
 from lbscrape.model import LbType
 
 INTERVAL = "$__interval"
-SECONDS = "($__interval_ms / 1000)"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
 
@@ -88,6 +87,7 @@ class Scope:
     matchers: tuple[Matcher, ...]
     group: tuple[str, ...]
     legend: str
+    period: int
 
 
 # --- load-balancer panels -------------------------------------------------------------------
@@ -117,7 +117,7 @@ def compile_panel(pd: p.PanelDef, lb_type: LbType, scope: Scope) -> Panel | None
     for stat, name, label in lines:
         legend = f"{scope.legend} {label}".strip() if len(lines) > 1 or label else scope.legend
         if pd.shape == "rate":
-            expr = rate(name, scope.matchers, INTERVAL, scope.group, SECONDS)
+            expr = rate(name, scope.matchers, INTERVAL, scope.group, scope.period)
         elif pd.shape == "ratio":
             expr = ratio(name, den or "", scope.matchers, INTERVAL, scope.group)
         else:
@@ -238,16 +238,19 @@ def lb_dashboard(kind: _Kind, fetched: Fetched, cfg: MixinConfig, owner: OwnerRe
                  ) -> Dashboard | None:
     """One load-balancer or target-group dashboard, or None when the catalog fetches nothing
     of its types."""
-    names = [n for lt, per in kind.universe for n in fetched.names(lt, per)]
+    # An owner's dashboards hold only the types its load balancer can be.
+    universe = [(lt, per) for lt, per in kind.universe if owner is None or lt in owner.lb_types]
+    names = [n for lt, per in universe for n in fetched.names(lt, per)]
     if not names:
         return None
     # Variables come from each type's first series (the traffic metric comes first).
-    source = [fetched.names(lt, per)[0] for lt, per in kind.universe if fetched.names(lt, per)]
+    source = [fetched.names(lt, per)[0] for lt, per in universe if fetched.names(lt, per)]
     variables, matchers = _variables(kind.variables, source, _base_matchers(cfg, owner), owner)
-    scope = Scope(fetched, matchers, kind.group, kind.legend)
-    rows = _rows(kind.rows, scope)
+    scope = Scope(fetched, matchers, kind.group, kind.legend, cfg.period_seconds)
+    types = {lt for lt, _ in universe}
+    rows = _rows([r for r in kind.rows if r.lb_type in types], scope)
     used = {n for r in rows for x in r.panels for n in x.uses}
-    other = _others(kind.universe, used, scope)
+    other = _others(universe, used, scope)
     rows += [other] if other else []
     d_uid, d_title = uid(kind.key, owner), title(kind.title, owner)
     doc = document(d_uid, d_title, kind.description, variables, rows, cfg)
@@ -272,7 +275,7 @@ def document(d_uid: str, d_title: str, description: str, variables: Sequence[tup
         "links": [{"type": "dashboards", "tags": [ds.tags[0]], "asDropdown": True,
                    "title": "lbscrape", "includeVars": True, "keepTime": True}],
         "templating": {"list": [_datasource_var()] + [_query_var(n, q) for n, q in variables]},
-        "panels": layout(rows, ds.min_interval),
+        "panels": layout(rows, cfg.period),
     }
 
 

@@ -19,8 +19,8 @@ Shape = Literal["rate", "ratio", "gauge", "latency"]
 over the denominator's, same range and labels. gauge: a level (hosts, flows, LCUs) combined
 over the interval by its statistic. latency: every statistic the catalog holds of it."""
 
-RATE_TEXT = ("CloudWatch counts per minute, summed over each interval and divided by its "
-             "length: a per-second rate. These series are statistics per period, not "
+RATE_TEXT = ("CloudWatch counts per minute, averaged over each interval and divided by the "
+             "minute: a per-second rate. These series are statistics per period, not "
              "counters, so rate() and increase() would be wrong on them.")
 RATIO_TEXT = ("Counts summed over the same interval and labels, divided: a dip to no "
               "data means no traffic in it.")
