@@ -179,6 +179,13 @@ def _variables(names: Sequence[str], source: Sequence[str], base: tuple[Matcher,
     return out, matchers
 
 
+def _source(fetched: Fetched, lb_type: LbType, per: DimensionSet) -> str:
+    """The series variables list values from: the traffic metric (every load balancer with
+    traffic has it), else the type's first fetched series."""
+    return fetched.name(lb_type, KINDS[lb_type].traffic, "Sum", per) or \
+        fetched.names(lb_type, per)[0]
+
+
 def _base_matchers(cfg: MixinConfig, owner: OwnerRef | None) -> tuple[Matcher, ...]:
     return (*cfg.selector, *(owner.matchers() if owner else ()))
 
@@ -243,8 +250,7 @@ def lb_dashboard(kind: _Kind, fetched: Fetched, cfg: MixinConfig, owner: OwnerRe
     names = [n for lt, per in universe for n in fetched.names(lt, per)]
     if not names:
         return None
-    # Variables come from each type's first series (the traffic metric comes first).
-    source = [fetched.names(lt, per)[0] for lt, per in universe if fetched.names(lt, per)]
+    source = [_source(fetched, lt, per) for lt, per in universe if fetched.names(lt, per)]
     variables, matchers = _variables(kind.variables, source, _base_matchers(cfg, owner), owner)
     scope = Scope(fetched, matchers, kind.group, kind.legend, cfg.period_seconds)
     types = {lt for lt, _ in universe}
@@ -287,7 +293,7 @@ def _datasource_var() -> dict[str, Any]:
 
 def _query_var(name: str, query: str) -> dict[str, Any]:
     return {"name": name, "label": name, "type": "query", "datasource": DATASOURCE,
-            "definition": query, "query": query, "refresh": 2, "sort": 1, "hide": 0,
+            "query": query, "refresh": 2, "sort": 1, "hide": 0,
             "multi": True, "includeAll": True, "allValue": ".*", "regex": "", "options": [],
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]}}
 
