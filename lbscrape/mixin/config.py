@@ -304,7 +304,7 @@ def _unique(pairs: list[tuple[str, Any]], err: _Where) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
         if k in out:
-            err.fail(str(k), "appears twice in one object; merge the two")
+            err.fail("", f"key {k!r} appears twice in one object; merge the two")
         out[k] = v
     return out
 
