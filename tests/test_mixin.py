@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
@@ -102,6 +103,14 @@ def test_the_documented_config_parses(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_config(str(empty)).alerts == DEFAULT_CONFIG.alerts
+
+
+def test_the_readme_config_example_parses():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("**Configuration** (`--config FILE`")[1].split("```yaml\n")[1]
+    cfg = from_doc(yaml.safe_load(block.split("```")[0]), "README.md")
+    assert cfg.alert("AlbElb5xxRatioHigh").min_traffic == 500
+    assert cfg.kubernetes.labels == (("release", "kube-prometheus-stack"),)
 
 
 @pytest.mark.parametrize(("doc", "message"), [
