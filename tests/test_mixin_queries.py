@@ -15,6 +15,7 @@ alerts return the burst's owner and nothing else, and --owner narrows every quer
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import urllib.error
@@ -247,7 +248,7 @@ def w(moto_server) -> Iterator[World]:
                            ("AWS_EC2_METADATA_DISABLED", "true")):
             mp.setenv(var, value)
         for var in ("AWS_PROFILE", "KUBERNETES_SERVICE_HOST", *(
-                v for v in __import__("os").environ if v.startswith("LBSCRAPE_"))):
+                v for v in os.environ if v.startswith("LBSCRAPE_"))):
             mp.delenv(var, raising=False)
         urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset",
                                                       method="POST")).close()
