@@ -10,7 +10,7 @@ period's statistic as its value: `alb_request_count_sum` at 10:00 is the number 
   `avg_over_time(x[R]) / period-seconds`: the same over a complete range, but a range
   that ends now is never complete (its newest minutes are still to come), and the sum
   would count those as zero traffic, so the latest point of every graph and every
-  recorded rate would dip by the delay (by a third, for 10m: measured in the tests);
+  recorded rate would dip by the delay (30% for 10m, as the tests measured);
 - a ratio divides two sums over the same range, summed over the same labels;
 - an Average, Minimum, Maximum or percentile is combined with avg/min/max_over_time:
   summing them means nothing (a percentile of a whole range cannot be had from per-minute
