@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
 #
 # lbscrape container image: `docker build -t lbscrape .`
-# Stage 1 builds the lbscrape wheel and collects the wheels of its dependencies, pinned by
-# constraints.txt; stage 2 installs them from those wheels only (no network) into the
-# system site-packages and runs as a non-root user. Nothing is written at run time, so the
-# container works with readOnlyRootFilesystem: true.
+# Stage 1 installs lbscrape and its dependencies, pinned by constraints.txt, into a venv in
+# /opt/lbscrape and compiles their bytecode; stage 2 copies that venv alone onto a clean base
+# and runs as a non-root user. Nothing is written at run time, so the container works with
+# readOnlyRootFilesystem: true.
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -12,20 +12,23 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 COPY . .
-RUN pip wheel --no-deps --wheel-dir /wheels . \
- && pip wheel --wheel-dir /wheels -c constraints.txt /wheels/lbscrape-*.whl
+# A venv without pip of its own: the base's pip installs into it (--python), so neither pip
+# nor setuptools end up in /opt/lbscrape.
+RUN python -m venv --without-pip /opt/lbscrape \
+ && pip --python /opt/lbscrape/bin/python install --no-compile -c constraints.txt . \
+ && pip --python /opt/lbscrape/bin/python check
+# Bytecode for every module, since a read-only root filesystem cannot cache it: without it
+# each start compiles everything in memory again. unchecked-hash pycs stay valid whatever
+# the files' mtimes become (registries and layer tools may reset them).
+RUN python -m compileall -q -j0 --invalidation-mode unchecked-hash /opt/lbscrape/lib \
+ && /opt/lbscrape/bin/lbscrape --version
 
 
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore
-# The wheels are bind-mounted, not copied, so they add no layer to the image.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels lbscrape \
- && lbscrape --version
+ENV PATH=/opt/lbscrape/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY --from=build /opt/lbscrape /opt/lbscrape
 USER 65532:65532
 ENTRYPOINT ["lbscrape"]
 CMD ["run"]
