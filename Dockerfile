@@ -17,6 +17,12 @@ COPY . .
 RUN python -m venv --without-pip /opt/lbscrape \
  && pip --python /opt/lbscrape/bin/python install --no-compile -c constraints.txt . \
  && pip --python /opt/lbscrape/bin/python check
+# What lbscrape never loads (checked with an import trace of every command), removed here so
+# that no layer holds it.
+WORKDIR /opt/lbscrape/lib
+# kubernetes (since 36) carries a second, asyncio client in kubernetes/aio: 69 MB with its
+# bytecode, never imported by `import kubernetes` nor by lbscrape.
+RUN rm -r python3.*/site-packages/kubernetes/aio
 # Bytecode for every module, since a read-only root filesystem cannot cache it: without it
 # each start compiles everything in memory again. unchecked-hash pycs stay valid whatever
 # the files' mtimes become (registries and layer tools may reset them).
