@@ -23,6 +23,14 @@ WORKDIR /opt/lbscrape/lib
 # kubernetes (since 36) carries a second, asyncio client in kubernetes/aio: 69 MB with its
 # bytecode, never imported by `import kubernetes` nor by lbscrape.
 RUN rm -r python3.*/site-packages/kubernetes/aio
+# kubernetes requires aiohttp and aiohttp-retry for that client only; they and what only
+# aiohttp requires go too. pip check must then find nothing missing but those two.
+RUN pip --python /opt/lbscrape/bin/python uninstall -y aiohttp aiohttp-retry \
+      aiohappyeyeballs aiosignal attrs frozenlist multidict propcache yarl \
+ && { pip --python /opt/lbscrape/bin/python check || true; } > /tmp/pip-check \
+ && ! grep -v -E '^kubernetes [^ ]+ requires aiohttp(-retry)?, which is not installed\.$' \
+      /tmp/pip-check \
+ && rm /tmp/pip-check
 # Bytecode for every module, since a read-only root filesystem cannot cache it: without it
 # each start compiles everything in memory again. unchecked-hash pycs stay valid whatever
 # the files' mtimes become (registries and layer tools may reset them).
