@@ -31,6 +31,17 @@ RUN pip --python /opt/lbscrape/bin/python uninstall -y aiohttp aiohttp-retry \
  && ! grep -v -E '^kubernetes [^ ]+ requires aiohttp(-retry)?, which is not installed\.$' \
       /tmp/pip-check \
  && rm /tmp/pip-check
+# botocore carries the API models of all 440 AWS services (28 MB). Kept: the services
+# lbscrape makes clients of (every session.client("...") in its source, so a new one is
+# kept by itself) and those botocore's credential providers call: sts (assume role, web
+# identity as with IRSA), sso, sso-oidc and signin. Each kept model is loaded as a check.
+RUN keep="$(grep -rhoE '\.client\("[a-z0-9-]+"' /src/lbscrape | cut -d'"' -f2 | sort -u)" \
+ && [ -n "$keep" ] && keep="$keep sts sso sso-oidc signin" && echo "botocore models kept:" $keep \
+ && for d in python3.*/site-packages/botocore/data/*/; do \
+      case " $(echo $keep) " in *" $(basename "$d") "*) ;; *) rm -r "$d" ;; esac; \
+    done \
+ && /opt/lbscrape/bin/python -c 'import sys, botocore.session; s = botocore.session.Session(); \
+      [s.get_service_model(n) for n in sys.argv[1:]]' $keep
 # Bytecode for every module, since a read-only root filesystem cannot cache it: without it
 # each start compiles everything in memory again. unchecked-hash pycs stay valid whatever
 # the files' mtimes become (registries and layer tools may reset them).
