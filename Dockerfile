@@ -42,6 +42,9 @@ RUN keep="$(grep -rhoE '\.client\("[a-z0-9-]+"' /src/lbscrape | cut -d'"' -f2 | 
     done \
  && /opt/lbscrape/bin/python -c 'import sys, botocore.session; s = botocore.session.Session(); \
       [s.get_service_model(n) for n in sys.argv[1:]]' $keep
+# Test suites that dependencies ship inside their package (websocket/tests, certifi/tests).
+RUN find python3.*/site-packages -mindepth 2 -maxdepth 2 -type d -name tests -print \
+      -exec rm -r {} +
 # Bytecode for every module, since a read-only root filesystem cannot cache it: without it
 # each start compiles everything in memory again. unchecked-hash pycs stay valid whatever
 # the files' mtimes become (registries and layer tools may reset them).
