@@ -1,6 +1,14 @@
-# syntax=docker/dockerfile:1
+# lbscrape container image. Needs BuildKit (Docker 23 and later use it by default; podman
+# and buildah support it too):
+#   docker build -t lbscrape .
+# Behind a TLS-intercepting proxy or with a private package index, all optional:
+#   docker build --secret id=ca,src=corp-ca.pem \
+#     --build-arg PIP_INDEX_URL=https://pypi.example.com/simple \
+#     --secret id=netrc,src=$HOME/.netrc -t lbscrape .
+# The CA bundle (PEM, added to the base image's CAs) and the netrc file (the index's
+# credentials) are BuildKit secrets, mounted only while pip runs; the index URL is a build
+# argument of the build stage. None of them reaches the final image or its history.
 #
-# lbscrape container image: `docker build -t lbscrape .`
 # Stage 1 installs lbscrape and its dependencies, pinned by constraints.txt, into a venv in
 # /opt/lbscrape and compiles their bytecode; stage 2 copies that venv alone onto a clean base
 # and runs as a non-root user. Nothing is written at run time, so the container works with
@@ -12,15 +20,26 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 COPY . .
+# A URL without credentials (those go in the netrc secret); empty: pip's default index.
+ARG PIP_INDEX_URL
 # A venv without pip of its own: the base's pip installs into it (--python), so neither pip
 # nor setuptools end up in /opt/lbscrape.
-RUN python -m venv --without-pip /opt/lbscrape \
- && pip --python /opt/lbscrape/bin/python install --no-compile -c constraints.txt . \
- && pip --python /opt/lbscrape/bin/python check
+RUN --mount=type=secret,id=ca --mount=type=secret,id=netrc \
+    set -e; \
+    if [ -s /run/secrets/ca ]; then \
+      cat /etc/ssl/certs/ca-certificates.crt /run/secrets/ca > /tmp/pip-ca.pem; \
+      export PIP_CERT=/tmp/pip-ca.pem; \
+    fi; \
+    if [ -s /run/secrets/netrc ]; then export NETRC=/run/secrets/netrc; fi; \
+    if [ -z "${PIP_INDEX_URL:-}" ]; then unset PIP_INDEX_URL; fi; \
+    python -m venv --without-pip /opt/lbscrape; \
+    pip --python /opt/lbscrape/bin/python install --no-compile -c constraints.txt .; \
+    pip --python /opt/lbscrape/bin/python check; \
+    rm -f /tmp/pip-ca.pem
 # What lbscrape never loads (checked with an import trace of every command), removed here so
 # that no layer holds it.
 WORKDIR /opt/lbscrape/lib
-# kubernetes (since 36) carries a second, asyncio client in kubernetes/aio: 69 MB with its
+# kubernetes (since 36) carries a second, asyncio client in kubernetes/aio: 68 MB with its
 # bytecode, never imported by `import kubernetes` nor by lbscrape.
 RUN rm -r python3.*/site-packages/kubernetes/aio
 # kubernetes requires aiohttp and aiohttp-retry for that client only; they and what only
@@ -31,7 +50,7 @@ RUN pip --python /opt/lbscrape/bin/python uninstall -y aiohttp aiohttp-retry \
  && ! grep -v -E '^kubernetes [^ ]+ requires aiohttp(-retry)?, which is not installed\.$' \
       /tmp/pip-check \
  && rm /tmp/pip-check
-# botocore carries the API models of all 440 AWS services (28 MB). Kept: the services
+# botocore carries the API models of all 440 AWS services (21 MB). Kept: the services
 # lbscrape makes clients of (every session.client("...") in its source, so a new one is
 # kept by itself) and those botocore's credential providers call: sts (assume role, web
 # identity as with IRSA), sso, sso-oidc and signin. Each kept model is loaded as a check.
