@@ -15,9 +15,12 @@
 # readOnlyRootFilesystem: true.
 
 FROM python:3.11-slim AS build
+# No bytecode from the build's own imports (pip check, the model check): it is compiled
+# once, at the end.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore
+    PIP_ROOT_USER_ACTION=ignore \
+    PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY . .
 # A URL without credentials (those go in the netrc secret); empty: pip's default index.
@@ -66,8 +69,9 @@ RUN find python3.*/site-packages -mindepth 2 -maxdepth 2 -type d -name tests -pr
       -exec rm -r {} +
 # Bytecode for every module, since a read-only root filesystem cannot cache it: without it
 # each start compiles everything in memory again. unchecked-hash pycs stay valid whatever
-# the files' mtimes become (registries and layer tools may reset them).
-RUN python -m compileall -q -j0 --invalidation-mode unchecked-hash /opt/lbscrape/lib \
+# the files' mtimes become (registries and layer tools may reset them). -f: compileall
+# would keep any up-to-date timestamp pyc as it is.
+RUN python -m compileall -f -q -j0 --invalidation-mode unchecked-hash /opt/lbscrape/lib \
  && /opt/lbscrape/bin/lbscrape --version
 
 
