@@ -328,20 +328,21 @@ URL = ["--remote-write-url", "https://127.0.0.1:9/api/v1/write"]
 
 
 @pytest.mark.parametrize("command", ["run", "backfill", "smoke"])
-@pytest.mark.parametrize(("args", "option"), BAD)
 def test_bad_sigv4_input_is_one_line_exit_2_nothing_contacted(kube, moto_server, monkeypatch,
-                                                              command, args, option):
+                                                              command):
     proxy = _sts_proxy(moto_server, monkeypatch)
     base = {"run": ["run", "--cluster", "c", "--region", "us-east-1"],
             "backfill": ["backfill", "--cluster", "c", "--region", "us-east-1", "--start",
                          "-1h", "--yes"],
             "smoke": ["smoke", "--cluster", "c", "--region", "us-east-1"]}[command]
     try:
-        result = CliRunner().invoke(cli, [*base, "--kubeconfig", kube.kubeconfig_path, *URL,
-                                          *args])
+        for args, option in BAD:
+            result = CliRunner().invoke(cli, [*base, "--kubeconfig", kube.kubeconfig_path,
+                                              *URL, *args])
+            lines = result.stderr.strip().splitlines()
+            assert result.exit_code == 2, (args, result.output)
+            assert len(lines) == 1 and lines[0].startswith(f"lbscrape: error: {option}:"), \
+                (args, lines)
     finally:
         proxy.stop()
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith(f"lbscrape: error: {option}:"), lines
     assert kube.seen == [] and proxy.seen == []
