@@ -29,6 +29,7 @@ from lbscrape.core.config import (
 )
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.model import parse_isotime
+from lbscrape.core.shard import parse_shard
 
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
 
@@ -124,6 +125,12 @@ class RunOptions:
     dry_run: bool = False
     log_format: str | None = None
     now: str | None = None
+    shard: str | None = None
+    """--shard INDEX/COUNT."""
+    shards: str | None = None
+    """--shards COUNT, the index from `completion_index`."""
+    completion_index: str | None = None
+    """JOB_COMPLETION_INDEX as the environment has it (an Indexed Job's pod)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
     if retention <= window.max_catchup:
         raise ConfigError("--checkpoint-retention: must be longer than --max-catchup "
                           f"({window.max_catchup}s); default 7d")
+    shard = parse_shard(o.shard, o.shards, o.completion_index)
     deadline = parse_duration(o.deadline, "--deadline")
     if deadline <= 0:
         raise ConfigError("--deadline: must be positive (default 50s)")
@@ -176,6 +184,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         checkpoint=location,
         catalog=catalog, zero_fill=o.zero_fill,
         namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
+        shard=shard,
     )
     return RunSettings(cfg, deadline, at)
 

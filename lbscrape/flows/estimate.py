@@ -17,6 +17,7 @@ from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer
 from lbscrape.core.options import KubeOptions, SelectionOptions, load_catalog
+from lbscrape.core.shard import parse_count
 from lbscrape.kube import owner_labels
 from lbscrape.kube.client import make_api_client
 from lbscrape.kube.discovery import discover, target_group_bindings
@@ -39,6 +40,7 @@ class EstimateOptions:
     selection: SelectionOptions = SelectionOptions()
     kube: KubeOptions = KubeOptions()
     output: str = "table"
+    shards: str | None = None
 
 
 def execute(o: EstimateOptions, console: Console) -> int:
@@ -50,6 +52,7 @@ def execute(o: EstimateOptions, console: Console) -> int:
         if interval <= 0:
             raise ConfigError("--interval: must be positive")
         catalog = load_catalog(o.metrics_config)
+        shards = parse_count(o.shards)
         selection = owner_labels.Selection.of(*o.selection.parsed())
         kube, _ = make_api_client(o.kube.kubeconfig, o.kube.context)
         s = aws.session(o.region)
@@ -59,7 +62,7 @@ def execute(o: EstimateOptions, console: Console) -> int:
             selection)
     except (LbscrapeError, BotoCoreError) as e:
         return fail(console, e)
-    est = cost.estimate(lbs, period, interval, catalog)
+    est = cost.estimate(lbs, period, interval, catalog, shards)
     if o.output == "json":
         console.out(json.dumps(est.as_dict(), indent=2))
     else:
