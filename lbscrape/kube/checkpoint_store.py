@@ -18,7 +18,9 @@ from lbscrape.kube.client import call_api
 
 log = logging.getLogger(__name__)
 
-CAS_ATTEMPTS = 5
+# Each conflict round has a winner, which is done; so N writers at once (the shards of an
+# Indexed Job, each starting from a base the others made stale) all store within N + 1.
+CAS_ATTEMPTS = 10
 
 
 class ConfigMapStore(SavingStore):
