@@ -12,7 +12,7 @@ shards without losing a checkpoint.
 
 Warning Events are about owners, not load balancers: an owner's are recorded by the shard
 of the first (by key) of the load balancers it owns, so an owner's notices go out once and
-with the same message as without shards; an owner none is found for goes to shard 0.
+with the same message as without shards; an owner with no load balancer goes to shard 0.
 """
 
 from __future__ import annotations
