@@ -31,7 +31,7 @@ from lbscrape.core.config import (
 )
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.model import parse_isotime
-from lbscrape.core.shard import parse_shard
+from lbscrape.core.shard import parse_count, parse_shard
 
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
 
@@ -294,6 +294,63 @@ def backfill_settings(o: BackfillOptions) -> BackfillSettings:
         f"remote-write {redact_url(rw.url) if rw else ''}"
     return BackfillSettings(parse_now(o.now), period, settle, catalog, static, rules, rw,
                             destination)
+
+
+@dataclass(frozen=True)
+class SmokeSettings:
+    """A validated smoke test; remote_write is None with --no-write."""
+
+    cluster: str
+    static_labels: tuple[tuple[str, str], ...]
+    remote_write: RemoteWriteSettings | None
+
+
+def smoke_settings(o: SmokeOptions) -> SmokeSettings:
+    static = parse_labels(o.labels)
+    rw = None
+    if not o.no_write:
+        if not (o.cluster or "").strip():
+            raise ConfigError("--cluster: required unless --no-write (or set "
+                              "LBSCRAPE_CLUSTER)")
+        if not o.remote_write_url:
+            raise ConfigError("--remote-write-url: required unless --no-write (or set "
+                              "LBSCRAPE_REMOTE_WRITE_URL)")
+        rw = o.remote_write.settings(o.remote_write_url)
+    o.checkpoint.check()
+    return SmokeSettings((o.cluster or "").strip(), static, rw)
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    period: int
+    interval: int
+    """Seconds between runs (the CronJob's schedule)."""
+    catalog: Catalog
+    namespaces: tuple[str, ...]
+    exclude_namespaces: tuple[str, ...]
+    shards: int | None = None
+    """--shards: also what each of this many shards requests."""
+
+
+def estimate_settings(o: EstimateOptions) -> EstimateSettings:
+    period = parse_duration(o.period, "--period")
+    interval = parse_duration(o.interval, "--interval")
+    if period <= 0 or period % 60:
+        raise ConfigError(f"--period: {period}s is not a positive multiple of 60s")
+    if interval <= 0:
+        raise ConfigError("--interval: must be positive")
+    catalog = load_catalog(o.metrics_config)
+    return EstimateSettings(period, interval, catalog, *o.selection.parsed(),
+                            shards=parse_count(o.shards))
+
+
+def parse_to(to: str | None, now: int) -> int | None:
+    """checkpoint reset --to: a time, or a time ago (-30m), on a minute boundary; None:
+    forget the checkpoint."""
+    if to is None:
+        return None
+    at = now - parse_duration(to[1:], "--to") if to.startswith("-") else parse_time(to, "--to")
+    return at // 60 * 60
 
 
 def load_catalog(path: str | None) -> Catalog:
