@@ -325,8 +325,8 @@ def _report_rejected(rejected: list[delivery.Rejected]) -> None:
             "remote write refused %d samples of load balancer %s (%d series, %s..%s): %s; "
             "e.g. %s%s", len(rs), name, len({r.labels for r in rs}), isotime(ts[0]),
             isotime(ts[-1]), reason, selector(rs[0].labels),
-            " (refused as older than what Prometheus holds: usually samples an interrupted "
-            "run already wrote)" if remote_write.is_stale_reason(reason) else "")
+            " (the series already holds later samples: written by an interrupted run, or "
+            "by another writer)" if remote_write.is_stale_reason(reason) else "")
 
 
 def _summary(result: RunResult, started: float, *, dry_run: bool,
