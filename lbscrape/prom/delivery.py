@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lbscrape.core.budget import Abandoned
 from lbscrape.core.config import redact_url
 from lbscrape.core.errors import RemoteWriteError
 from lbscrape.core.model import Labels, Series
@@ -123,20 +124,28 @@ def plan_requests(batches: Sequence[LbBatch], max_samples: int) -> list[tuple[Pi
 def deliver(client: Client, requests: Sequence[tuple[Piece, ...]]) -> Delivery:
     """Send requests in order. After the endpoint fails (down, refusing us, or out of
     time) nothing more is sent: the remaining LBs keep their checkpoints and the next
-    run repeats them."""
+    run repeats them. A request abandoned in flight (Abandoned: SIGTERM's grace or the
+    deadline ran out) ends delivery the same way."""
     out = Delivery()
     down: str | None = None
-    for pieces in requests:
-        live = [p for p in pieces if p.lb_key not in out.failed]
-        if not live:
-            continue
-        if client.budget.expired and not down:
-            down = f"not sent: {client.budget.reason}"
-        if down:
-            for p in live:
-                out.failed[p.lb_key] = down
-            continue
-        down = _deliver_together(client, live, out)
+    try:
+        for pieces in requests:
+            live = [p for p in pieces if p.lb_key not in out.failed]
+            if not live:
+                continue
+            if client.budget.expired and not down:
+                down = f"not sent: {client.budget.reason}"
+            if down:
+                for p in live:
+                    out.failed[p.lb_key] = down
+                continue
+            down = _deliver_together(client, live, out)
+    except Abandoned:
+        ends = {p.lb_key: p.through for pieces in requests for p in pieces}
+        for key, end in ends.items():
+            if out.through.get(key) != end:
+                out.failed.setdefault(key, f"not written: {client.budget.reason} (a request "
+                                           "in flight was abandoned)")
     return out
 
 
