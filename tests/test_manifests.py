@@ -225,3 +225,20 @@ def test_dockerfile_runs_lbscrape_as_non_root():
 @pytest.mark.parametrize("name", ["Dockerfile", ".dockerignore"])
 def test_docker_files_exist(name):
     assert (ROOT / name).is_file()
+
+
+def test_the_image_keeps_the_botocore_model_of_every_service_lbscrape_calls():
+    import re
+
+    from lbscrape.aws import session
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "from lbscrape.aws.session import BOTOCORE_MODELS" in dockerfile
+    called = set()
+    for path in (ROOT / "lbscrape").rglob("*.py"):
+        text = path.read_text()
+        called |= set(re.findall(r"aws\.client\(\s*[\w.]+,\s*\"([a-z0-9-]+)\"", text))
+    assert called == set(session.SERVICES)
+    assert set(session.SERVICES) <= set(session.BOTOCORE_MODELS)
+    with pytest.raises(ValueError, match="SERVICES"):
+        session.client(session.session("us-east-1"), "s3")
