@@ -117,7 +117,9 @@ def test_a_request_in_flight_is_abandoned_where_the_budget_says():
 # fetch at once; a fetch (or discovery) still in flight is abandoned halfway through the
 # 5 s grace, a write at its end; the checkpoint store gets at least 2 s of its own.
 
-GRACE = 5.0
+GRACE = 5.0  # each test allows 2.5 s more for the exit on a busy machine; before the
+# timer the same hangs ended 10.3 s (remote write), 10.5 s (CloudWatch), 20.4 s (list) and
+# 20.6 s (checkpoint store) after SIGTERM
 
 
 def _nth(n, pred):
@@ -192,7 +194,7 @@ def test_sigterm_with_a_remote_write_hanging_keeps_what_was_accepted(aws, kube, 
     took, code, err = _sigterm_while_hanging(
         scene, hang, "--remote-write-url", f"{proxy.url}/api/v1/write",
         "--remote-write-max-samples", "150")
-    assert GRACE - 0.5 < took < GRACE + 1.5, err
+    assert GRACE - 0.5 < took < GRACE + 2.5, err
     assert code == 3, err
     end = _iso(end_for(scene.clock))
     cp = scene.checkpoint()
@@ -217,7 +219,7 @@ def test_sigterm_with_cloudwatch_hanging_writes_what_was_fetched(aws, kube, prom
     proxy = proxied(moto_server)
     hang = _hang(proxy, _nth(2, lambda r: r.mentions("GetMetricData")))
     took, code, err = _sigterm_while_hanging(scene, hang, env={"AWS_ENDPOINT_URL": proxy.url})
-    assert GRACE / 2 - 0.5 < took < GRACE / 2 + 1.5, err
+    assert GRACE / 2 - 0.5 < took < GRACE / 2 + 2.5, err
     assert code == 3, err
     cp = scene.checkpoint()
     assert cp == {scene.alb.dimension: _iso(end), scene.nlb.dimension: _iso(end - 120)}
@@ -238,7 +240,7 @@ def test_sigterm_with_kubernetes_hanging_ends_within_the_grace(aws, kube, promet
     proxy = proxied(kube.url)
     config = kube.write_kubeconfig(str(tmp_path / "proxied"), server=proxy.url)
     took, rc, err = _sigterm_while_hanging(scene, _hang(proxy, match), kubeconfig=config)
-    assert after - 0.5 < took < after + 1.5, err
+    assert after - 0.5 < took < after + 2.5, err
     assert rc == code, err
     msg = _last(err)
     assert msg.startswith("run aborted") and "abandoned: stopped by SIGTERM" in msg
