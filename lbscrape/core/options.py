@@ -31,6 +31,7 @@ from lbscrape.core.config import (
 )
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.model import parse_isotime
+from lbscrape.core.shard import parse_count, parse_shard
 
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
 
@@ -126,6 +127,12 @@ class RunOptions:
     dry_run: bool = False
     log_format: str | None = None
     now: str | None = None
+    shard: str | None = None
+    """--shard INDEX/COUNT."""
+    shards: str | None = None
+    """--shards COUNT, the index from `completion_index`."""
+    completion_index: str | None = None
+    """JOB_COMPLETION_INDEX as the environment has it (an Indexed Job's pod)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,8 @@ class DiscoverOptions:
     checkpoint: CheckpointOptions = CheckpointOptions()
     kube: KubeOptions = KubeOptions()
     output: str = "table"
+    shards: str | None = None
+    """--shards COUNT: show each load balancer's shard."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,8 @@ class EstimateOptions:
     selection: SelectionOptions = SelectionOptions()
     kube: KubeOptions = KubeOptions()
     output: str = "table"
+    shards: str | None = None
+    """--shards COUNT: also what each shard requests."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
     if retention <= window.max_catchup:
         raise ConfigError("--checkpoint-retention: must be longer than --max-catchup "
                           f"({window.max_catchup}s); default 7d")
+    shard = parse_shard(o.shard, o.shards, o.completion_index)
     deadline = parse_duration(o.deadline, "--deadline")
     if deadline <= 0:
         raise ConfigError("--deadline: must be positive (default 50s)")
@@ -245,6 +257,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         checkpoint=location,
         catalog=catalog, zero_fill=o.zero_fill,
         namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
+        shard=shard,
     )
     return RunSettings(cfg, deadline, at)
 
@@ -315,6 +328,8 @@ class EstimateSettings:
     catalog: Catalog
     namespaces: tuple[str, ...]
     exclude_namespaces: tuple[str, ...]
+    shards: int | None = None
+    """--shards: also what each of this many shards requests."""
 
 
 def estimate_settings(o: EstimateOptions) -> EstimateSettings:
@@ -325,7 +340,8 @@ def estimate_settings(o: EstimateOptions) -> EstimateSettings:
     if interval <= 0:
         raise ConfigError("--interval: must be positive")
     catalog = load_catalog(o.metrics_config)
-    return EstimateSettings(period, interval, catalog, *o.selection.parsed())
+    return EstimateSettings(period, interval, catalog, *o.selection.parsed(),
+                            shards=parse_count(o.shards))
 
 
 def parse_to(to: str | None, now: int) -> int | None:

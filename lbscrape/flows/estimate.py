@@ -39,7 +39,7 @@ def execute(o: EstimateOptions, console: Console) -> int:
             selection)
     except (LbscrapeError, BotoCoreError) as e:
         return fail(console, e)
-    est = cost.estimate(lbs, want.period, want.interval, want.catalog)
+    est = cost.estimate(lbs, want.period, want.interval, want.catalog, want.shards)
     if o.output == "json":
         console.out(json.dumps(est.as_dict(), indent=2))
     else:

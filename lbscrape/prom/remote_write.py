@@ -36,7 +36,7 @@ from lbscrape.core.budget import Budget, unlimited
 from lbscrape.core.config import RemoteWriteSettings, read_secret_file, redact_url
 from lbscrape.core.errors import ConfigError, RemoteWriteError
 from lbscrape.core.model import Series
-from lbscrape.prom.prompb import WriteRequest
+from lbscrape.prom.wire import write_request
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +108,8 @@ def _parse_labels(text: str) -> tuple[tuple[str, str], ...] | None:
 
 
 def encode(series: Sequence[Series]) -> bytes:
-    """WriteRequest protobuf, snappy block format."""
-    req = WriteRequest()
-    for s in series:
-        ts = req.timeseries.add()
-        for name, value in s.labels:
-            ts.labels.add(name=name, value=value)
-        for sample in s.samples:
-            ts.samples.add(value=sample.value, timestamp=sample.timestamp_ms)
-    return bytes(snappy.compress(req.SerializeToString()))
+    """WriteRequest protobuf (lbscrape.prom.wire), snappy block format."""
+    return bytes(snappy.compress(write_request(series)))
 
 
 @dataclass(frozen=True)
