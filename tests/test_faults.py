@@ -198,14 +198,15 @@ def _foreign_write(prom, rng, lb, clock, foreign) -> set[tuple[str, int]]:
     """Another writer stores a sample of `lb`'s traffic series one to three minutes ahead
     of what lbscrape has written (and of its window this run). Returns the minutes in
     between, which lbscrape can then never write."""
+    # Drawn first, whatever Prometheus holds, so that a seed gives the same faults.
+    ahead, value = rng.randint(1, 3), float(rng.randint(100_000, 200_000))  # not CloudWatch's
     name = prom_name(lb.type, KINDS[lb.type].traffic, "Sum")
     got = prom.raw(f'{name}{{load_balancer_name="{lb.name}"}}', lookback="3h")
     if not got:
         return set()
     ((labels, samples),) = got.items()
     newest = samples[-1][0] // 1000
-    ts = max(newest, (clock - SETTLE) // 60 * 60) + 60 * rng.randint(1, 3)
-    value = float(rng.randint(100_000, 200_000))  # not CloudWatch's: it must stay as written
+    ts = max(newest, (clock - SETTLE) // 60 * 60) + 60 * ahead
     assert push(prom.write_url, [(labels, [(ts * 1000, value)])]) == 204
     foreign[(f"{lb.name}/{name}", ts * 1000)] = value
     return {(f"{lb.name}/{name}", t * 1000) for t in range(newest + 60, ts, 60)}
