@@ -85,9 +85,10 @@ def test_run_crash_repeat_through_a_verifying_receiver_lands_once(aws, kube, pro
     exactly_once(scene, r)
     assert amp.tenants() == {"team-a"}
     # Every request was signed, and verified: nothing was refused for its signature.
+    # As Mimir's (AMP is Cortex): the repeat is one partially ingested request.
     assert len(amp.verifier.verified) == len(amp.seen) == r.requests("first") + r.requests(
-        "second") == 22
-    assert {s.status for s in amp.seen} == {200, 400}
+        "second") == 2
+    assert [s.status for s in amp.seen] == [200, 400]
     assert all({"x-team", "x-scope-orgid"} <= set(signed_headers(s)) for s in amp.seen)
     # Signed for aps in the workspace's region: cronjob/iam-policy.json grants that.
     scopes = {re.search(r"/(\d{8})/([^/]+)/([^/]+)/aws4_request", s.headers["authorization"])
