@@ -16,3 +16,11 @@ def test_demo_runs_a_complete_cycle_and_shows_what_landed():
                  "payments/service/ledger"):
         assert name in out
     assert "lbs_written=3" in proc.stderr and "lbs_failed=0" in proc.stderr
+
+
+def test_the_demo_names_every_kind_of_owner():
+    from tests.demo import owner
+
+    assert owner({"namespace": "shop", "ingress": "web"}) == "shop/web"
+    assert owner({"ingress_group": "shared"}) == "IngressGroup shared"  # no namespace
+    assert owner({"namespace": "pay", "service": "ledger"}) == "pay/ledger"
