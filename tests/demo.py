@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from moto.server import ThreadedMotoServer
 
+from lbscrape.mixin.settings import parse_duration
 from tests import world
 from tests.fakekube import FakeKube
 
@@ -155,16 +156,29 @@ def show_mixin(prom: world.Prometheus, env: dict[str, str], out: str) -> None:
     panel = next(p for p in board["panels"] if p["title"] == "Requests per second")
     expr = panel["targets"][0]["expr"].replace("$__interval_ms", "60000")
     expr = re.sub(r"\$\w+", ".*", expr.replace("$__interval", "1m"))  # variables at All
-    end = time.time() // 60 * 60
+    # As Grafana draws it: the panel's range shifted back by the data lag (its timeShift),
+    # so the newest minute shown is complete.
+    shift = parse_duration(panel.get("timeShift", "0s"))
+    end = (time.time() - shift) // 60 * 60
     q = urllib.parse.urlencode({"query": expr, "start": end - 900, "end": end, "step": 60})
     with urllib.request.urlopen(f"{prom.url}/api/v1/query_range?{q}", timeout=10) as r:
         result = json.load(r)["data"]["result"]
-    print(f"\nPanel '{panel['title']}' of '{board['title']}', last 15 minutes, all owners:")
+    print(f"\nPanel '{panel['title']}' of '{board['title']}', 15 minutes to {shift // 60}m ago "
+          "(its timeShift), all owners:")
     print(f"  {expr}")
     for s in result:
-        m, values = s["metric"], [float(v) for _, v in s["values"]]
-        print(f"  {m['namespace']}/{m['ingress']}: {values[-1]:.1f} req/s at the newest "
-              f"minute, {sum(values) / len(values):.1f} on average over {len(values)} minutes")
+        values = [float(v) for _, v in s["values"]]
+        print(f"  {owner(s['metric'])}: {values[-1]:.1f} req/s at the newest minute, "
+              f"{sum(values) / len(values):.1f} on average over {len(values)} minutes")
+
+
+def owner(labels: dict[str, str]) -> str:
+    """How a series names its owner: an IngressGroup's carries ingress_group and neither
+    namespace nor ingress; a Service's carries service."""
+    if "ingress_group" in labels:
+        return f"IngressGroup {labels['ingress_group']}"
+    name = labels.get("ingress") or labels.get("service") or "?"
+    return f"{labels.get('namespace', '?')}/{name}"
 
 
 def _hhmm(ms: int) -> str:

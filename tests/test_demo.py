@@ -33,3 +33,11 @@ def test_a_failing_demo_leaves_nothing_behind(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "--deadline" in proc.stderr
     assert left == []
+
+
+def test_the_demo_names_every_kind_of_owner():
+    from tests.demo import owner
+
+    assert owner({"namespace": "shop", "ingress": "web"}) == "shop/web"
+    assert owner({"ingress_group": "shared"}) == "IngressGroup shared"  # no namespace
+    assert owner({"namespace": "pay", "service": "ledger"}) == "pay/ledger"
