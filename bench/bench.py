@@ -1,6 +1,7 @@
 """Figures for the hot paths, printed, not asserted: `.venv/bin/python -m bench.bench`.
 
-1. encode: WriteRequest + snappy for a live-run shape and a backfill shape.
+1. encode: WriteRequest + snappy for live-run shapes and a backfill shape, against the
+   2 M samples/s per core target, the protobuf runtime it replaced and snappy alone.
 2. plan_calls: GetMetricData planning for many load balancers.
 3. backfill memory: peak Python memory of a backfill to an OpenMetrics file, for a
    short and a 15-day range, with an in-process CloudWatch stand-in (flat, not growing),
@@ -8,12 +9,17 @@
 
 Scale (concurrency, quotas, thousands of load balancers, CPU per run): bench/scale.py.
 4. repeat cost: a crash between write and checkpoint makes the next run re-send its
-   window; Prometheus refuses the old samples and the LB is re-sent minute by minute. Measured
-   against a real Prometheus (Debian's), so it needs `scripts/test` to have installed it.
+   window; Prometheus refuses the old samples whole and does not say which, so each
+   refused sample is proven on its own (lbscrape.prom.delivery). Printed next to the cost
+   before that (a refused minute skipped whole, losing any other series' samples in it),
+   and for the steady state (50 ALBs with 2 target groups each, one minute) as a ratio to
+   its 5 s bound. Measured against a real Prometheus (Debian's), so it needs `scripts/test`
+   to have installed it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -21,13 +27,16 @@ import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
+import snappy
+
 from lbscrape.aws.cloudwatch import FetchTarget, plan_calls
 from lbscrape.aws.limits import UNLIMITED
 from lbscrape.core.catalog import DEFAULT, default_specs
 from lbscrape.core.config import RemoteWriteSettings
-from lbscrape.core.model import Sample, Series, Window
+from lbscrape.core.model import LoadBalancer, Owner, Sample, Series, TargetGroup, Window
 from lbscrape.flows import backfill
-from lbscrape.prom import delivery, remote_write
+from lbscrape.prom import delivery, remote_write, wire
+from lbscrape.prom.series import build_series, lb_labels, tg_labels
 
 
 def series(n_series: int, n_samples: int, t0: int) -> list[Series]:
@@ -41,15 +50,85 @@ def series(n_series: int, n_samples: int, t0: int) -> list[Series]:
     ]
 
 
+def lbscrape_series(n_lbs: int, n_samples: int, t0: int, tgs: int = 0) -> list[Series]:
+    """What a run builds: per ALB its 14 default series and 10 per target group, labelled
+    by lb_labels/tg_labels, zero-filled, one datapoint a minute."""
+    specs = DEFAULT.specs("application")
+    tg_specs = DEFAULT.specs("application", "target_group")
+    out: list[Series] = []
+    for i in range(n_lbs):
+        name = f"k8s-ns{i}-web-{i:010d}"
+        lb = LoadBalancer(f"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/"
+                          f"app/{name}/0123456789abcdef", name, "application",
+                          f"app/{name}/0123456789abcdef", (Owner("Ingress", f"ns{i}", "web", ()),),
+                          tuple(TargetGroup(f"{name[:26]}-{g}",
+                                            f"targetgroup/{name[:26]}-{g}/0123456789abcdef")
+                                for g in range(tgs)))
+        base = lb_labels(lb, "bench", "us-east-1", (("env", "prod"),))
+        for labels, sp in [(base, specs), *((tg_labels(base, g), tg_specs)
+                                            for g in lb.target_groups)]:
+            data = {spec: [Sample((t0 + 60 * j) * 1000, float((i + j) % 97))
+                           for j in range(n_samples)] for spec in sp}
+            out += build_series(data, labels)
+    return out
+
+
+def protobuf_encode(data: list[Series]) -> bytes:
+    """How remote_write.encode built requests before lbscrape.prom.wire: the protobuf
+    runtime, a Python call per field."""
+    from lbscrape.prom.prompb import WriteRequest
+
+    req = WriteRequest()
+    for s in data:
+        ts = req.timeseries.add()
+        for name, value in s.labels:
+            ts.labels.add(name=name, value=value)
+        for sample in s.samples:
+            ts.samples.add(value=sample.value, timestamp=sample.timestamp_ms)
+    return bytes(snappy.compress(req.SerializeToString()))
+
+
+def _cpu(f: Any, data: Any, fresh: Any = None, repeat: int = 5) -> float:
+    """Best CPU seconds of `repeat` calls (the machine is shared: the best is the least
+    disturbed); `fresh` runs before each call, untimed."""
+    best = math.inf
+    for _ in range(repeat):
+        if fresh:
+            fresh()
+        start = time.process_time()
+        f(data)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+ENCODE_TARGET = 2e6  # samples/s per core (issue 15)
+
+
 def bench_encode() -> None:
-    for n_series, n_samples in ((14_000, 10), (2_000, 500)):
-        data = series(n_series, n_samples, 1_700_000_000)
-        total = n_series * n_samples
-        start = time.perf_counter()
+    """encode() of lbscrape's request shapes, on one core (process CPU time): a fresh
+    process (caches empty, as every CronJob run starts), the same request again (a
+    bisected or repeated one), the protobuf runtime it replaced, and snappy alone."""
+    print(f"encode, samples/s per core; target {ENCODE_TARGET / 1e6:.0f} M "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
+    t0 = 1_700_000_000
+    shapes = (("live, 1 minute (steady state)", lbscrape_series(500, 1, t0, tgs=3)),
+              ("live, 10 minutes (first run)", lbscrape_series(200, 10, t0, tgs=3)),
+              ("backfill, 500 minutes", lbscrape_series(4, 500, t0, tgs=3)),
+              ("bench.series 14000 x 10", series(14_000, 10, t0)),
+              ("bench.series 2000 x 500", series(2_000, 500, t0)))
+    for name, data in shapes:
+        total = delivery.count(data)
+        raw = wire.write_request(data)
+        cold = total / _cpu(remote_write.encode, data, wire.clear_caches)
+        warm = total / _cpu(remote_write.encode, data)
+        before = total / _cpu(protobuf_encode, data, repeat=3)
+        alone = total / _cpu(snappy.compress, raw)
         body = remote_write.encode(data)
-        took = time.perf_counter() - start
-        print(f"encode {n_series} series x {n_samples} samples: {took:.2f}s, "
-              f"{total / took / 1e3:.0f}k samples/s, {len(body) / total:.1f} B/sample")
+        print(f"  {name}: {len(data)} series, {total} samples, {len(body) / total:.1f} B/sample: "
+              f"fresh {cold / 1e6:.2f} M ({cold / ENCODE_TARGET:.2f}x target, "
+              f"{cold / alone:.2f}x snappy alone), again {warm / 1e6:.2f} M "
+              f"({warm / ENCODE_TARGET:.2f}x); protobuf runtime {before / 1e6:.2f} M "
+              f"({cold / before:.1f}x faster now); snappy alone {alone / 1e6:.0f} M")
 
 
 def bench_plan() -> None:
@@ -104,29 +183,88 @@ def bench_backfill_memory() -> None:
                   f"(${plan.dollars:.4f}), {state.samples_written:,} samples in {took:.1f}s, "
                   f"peak {peak / 2**20:.0f} MiB")
 
+# Measured on this 2-core machine before exact refusal handling (commit 7c35233):
+# (ALBs, minutes) -> (requests, seconds).
+BEFORE = {(1, 10): (11, 0.02), (10, 10): (101, 0.15), (50, 30): (1502, 2.27)}
+STEADY_BOUND = 5.0  # seconds, for one repeated minute of 50 ALBs with their target groups
+STEADY_BEFORE = {1: (1, 0.08), 2: (151, 0.74)}  # written minutes -> (requests, seconds)
+
+
+def _labelled(data: list[Series], run: str) -> list[Series]:
+    return [Series(tuple(sorted({**dict(s.labels), "run": run}.items())), s.samples)
+            for s in data]
+
+
+def _with_target_groups(n_lbs: int, minutes: int, t0: int) -> list[delivery.LbBatch]:
+    """Per ALB its 14 series and 2 target groups of 10 series each."""
+    batches = []
+    for i in range(n_lbs):
+        own = series(14, minutes, t0)
+        tgs = [Series(tuple(sorted({**dict(s.labels), "target_group": f"tg-{i}-{g}",
+                                    "__name__": f"alb_tg_metric_{k}_sum"}.items())), s.samples)
+               for g in range(2) for k, s in enumerate(series(10, minutes, t0))]
+        data = _labelled([Series(tuple(sorted({**dict(s.labels),
+                                              "load_balancer_name": f"lb-{i}"}.items())),
+                                 s.samples) for s in own + tgs], "steady")
+        batches.append(delivery.LbBatch(f"lb{i}", tuple(data), t0 + 60 * minutes))
+    return batches
+
+
+def _repeat(client: remote_write.Client, written: list[delivery.LbBatch],
+            repeated: list[delivery.LbBatch]) -> tuple[int, delivery.Delivery, float]:
+    delivery.deliver(client, delivery.plan_requests(written, 20_000))
+    before = client.requests
+    start = time.perf_counter()
+    out = delivery.deliver(client, delivery.plan_requests(repeated, 20_000))
+    return client.requests - before, out, time.perf_counter() - start
+
+
+def _cut(batches: list[delivery.LbBatch], minutes: int) -> list[delivery.LbBatch]:
+    """The first `minutes` of each batch."""
+    out = []
+    for b in batches:
+        cut = tuple(Series(s.labels, s.samples[:minutes]) for s in b.series)
+        out.append(delivery.LbBatch(b.lb_key, cut, cut[0].samples[-1].timestamp_ms // 1000 + 60))
+    return out
+
+
 def bench_repeat() -> None:
     from tests.world import Prometheus
 
-    prom = Prometheus().start()
-    try:
-        client = remote_write.Client(RemoteWriteSettings(prom.write_url))
-        t0 = int(time.time()) // 60 * 60 - 1800
-        for n_lbs, minutes in ((1, 10), (10, 10), (50, 30)):
-            data = [Series(tuple(sorted({**dict(s.labels), "run": f"{n_lbs}x{minutes}"}.items())),
-                           s.samples) for s in series(14 * n_lbs, minutes, t0)]
-            batches = [delivery.LbBatch(f"lb{i}", tuple(data[14 * i:14 * i + 14]),
+    for ooo in (None, "1h"):
+        prom = Prometheus(ooo_window=ooo).start()
+        try:
+            client = remote_write.Client(RemoteWriteSettings(prom.write_url))
+            t0 = int(time.time()) // 60 * 60 - 1800
+            where = "Prometheus" if ooo is None else f"Prometheus, out_of_order_time_window {ooo}"
+            for (n_lbs, minutes), (old, old_took) in BEFORE.items():
+                data = _labelled(series(14 * n_lbs, minutes, t0), f"{n_lbs}x{minutes}")
+                batches = [delivery.LbBatch(f"lb{i}", tuple(data[14 * i:14 * i + 14]),
                                             t0 + 60 * minutes) for i in range(n_lbs)]
-            requests = delivery.plan_requests(batches, 20_000)
-            delivery.deliver(client, requests)
-            before = client.requests
-            start = time.perf_counter()
-            out = delivery.deliver(client, requests)  # the repeat after a crash
-            took = time.perf_counter() - start
-            print(f"repeat of a written {minutes}-minute window, {n_lbs} ALB(s), "
-                  f"{delivery.count(data)} samples: {client.requests - before} requests, "
-                  f"{len(out.rejected)} refused, {len(out.failed)} failed, {took:.2f}s")
-    finally:
-        prom.cleanup()
+                n, out, took = _repeat(client, batches, batches)
+                was = f" (before: {old} requests, {old_took:.2f}s)" if ooo is None else ""
+                print(f"repeat of a written {minutes}-minute window, {n_lbs} ALB(s), "
+                      f"{delivery.count(data)} samples, {where}: {n} requests, "
+                      f"{len(out.rejected)} refused, {len(out.failed)} failed, {took:.2f}s{was}")
+            if ooo is None:
+                _steady(client, t0 + 1500)
+        finally:
+            prom.cleanup()
+
+
+def _steady(client: remote_write.Client, t0: int) -> None:
+    """The steady state: a run that wrote its minute (or two) crashed; the next one sends
+    them again with its own minute."""
+    for written in (1, 2):
+        batches = _with_target_groups(50, written + 1, t0)
+        n, out, took = _repeat(client, _cut(batches, written), batches)
+        samples = sum(delivery.count(b.series) for b in batches)
+        old, old_took = STEADY_BEFORE[written]
+        print(f"steady-state repeat, 50 ALBs x 2 target groups ({samples} "
+              f"samples), {written} written minute(s) sent again with the next: {n} requests, "
+              f"{len(out.rejected)} refused, {took:.2f}s = {took / STEADY_BOUND:.0%} of "
+              f"the {STEADY_BOUND:.0f}s bound (before: {old} requests, {old_took:.2f}s)")
+        t0 += 60 * (written + 1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """An HTTP reverse proxy on 127.0.0.1 that records requests and injects faults.
 
 Put it between lbscrape and moto, Prometheus or the fake Kubernetes API to slow
-responses down, answer with an error status, or reset the connection, exactly where a
-real network or server would.
+responses down (or never answer: a long delay, cut short by stop()), answer with an error
+status, or reset the connection, exactly where a real network or server would.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import http.client
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -27,6 +26,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    answer: bytes = b""
+    """The upstream's answer body, when the request was forwarded."""
 
     def mentions(self, text: str) -> bool:
         """True if the operation name appears in the path, a target header or the body."""
@@ -54,6 +55,7 @@ class FaultProxy(LoopbackServer):
         self.rules: list[Rule] = []
         self.seen: list[Request] = []
         self._lock = threading.Lock()
+        self.stopping = threading.Event()  # ends every delay
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -62,6 +64,10 @@ class FaultProxy(LoopbackServer):
             owner = proxy
 
         return Handler
+
+    def stop(self) -> None:
+        self.stopping.set()
+        super().stop()
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:
@@ -89,21 +95,24 @@ class _Handler(BaseHTTPRequestHandler):
         rule = self.owner._rule_for(req)
         if rule and rule.after:
             answer = self._forward(body)
-            time.sleep(rule.delay)
+            req.answer = answer[2]
+            self.owner.stopping.wait(rule.delay)
             if rule.reset:
                 self._reset()
             else:
                 self._reply(*answer)
             return
         if rule and rule.delay:
-            time.sleep(rule.delay)
+            self.owner.stopping.wait(rule.delay)
         if rule and rule.reset:
             self._reset()
             return
         if rule and rule.status is not None:
             self._reply(rule.status, rule.headers, rule.body)
             return
-        self._reply(*self._forward(body))
+        answer = self._forward(body)
+        req.answer = answer[2]
+        self._reply(*answer)
 
     def _reset(self) -> None:
         # SO_LINGER 0: close with a TCP RST, as a dying server or load balancer does.

@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 
 from lbscrape.aws.limits import UNLIMITED, RateLimiter
-from lbscrape.core.budget import Budget, unlimited
+from lbscrape.core.budget import Abandoned, Budget, unlimited
 from lbscrape.core.catalog import KINDS, Catalog
 from lbscrape.core.errors import NO_CREDENTIALS, AwsError
 from lbscrape.core.model import LoadBalancer, MetricSpec, Sample, TargetGroup, Window, isotime
@@ -190,8 +190,17 @@ def fetch(client: CloudWatchClient, calls: Sequence[Call], budget: Budget | None
           limiter: RateLimiter | None = None) -> FetchResult:
     """The calls one after another, merged (lbscrape.aws.fetcher runs them concurrently)."""
     result = FetchResult()
-    for call in calls:
-        result.add(fetch_call(client, call, budget, limiter))
+    budget = budget or unlimited()
+    for i, call in enumerate(calls):
+        try:
+            result.add(fetch_call(client, call, budget, limiter))
+        except Abandoned:  # the call in flight ran out of time: keep what came before it
+            log.warning("GetMetricData abandoned in flight: %s", budget.reason)
+            for later in calls[i:]:
+                for q in later.queries:
+                    result.failed.setdefault(q.lb_key, f"not fetched: {budget.reason} "
+                                                       "(a call in flight was abandoned)")
+            break
     return result
 
 

@@ -1,6 +1,7 @@
 """GetMetricData calls run concurrently, and their results come back in plan order.
 
-Threads, because the work is waiting on CloudWatch and a boto3 client is thread-safe:
+Threads (daemon ones: lbscrape.core.background), because the work is waiting on
+CloudWatch and a boto3 client is thread-safe:
 at most `concurrency` calls are in flight, all under one RateLimiter, and results are
 handed over in the order of the plan as soon as each one and those before it are done,
 so the caller writes while later calls are still in flight. Only a few results more
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from lbscrape.aws.cloudwatch import Call, CallResult, CloudWatchClient, fetch_call
 from lbscrape.aws.limits import RateLimiter
+from lbscrape.core.background import Workers
 from lbscrape.core.budget import Budget, unlimited
 from lbscrape.core.config import CloudWatchLimits
 from lbscrape.core.model import MetricSpec, Sample
@@ -41,8 +43,7 @@ def fetch_ordered(client: CloudWatchClient, calls: Sequence[Call], limits: Cloud
     limiter = limiter or RateLimiter(limits)
     if not calls:
         return
-    pool = ThreadPoolExecutor(max_workers=min(limits.concurrency, len(calls)),
-                              thread_name_prefix="getmetricdata")
+    pool = Workers(min(limits.concurrency, len(calls)), "getmetricdata")
     pending: deque[tuple[Future[CallResult], int]] = deque()
     todo = deque(calls)
 
@@ -62,9 +63,10 @@ def fetch_ordered(client: CloudWatchClient, calls: Sequence[Call], limits: Cloud
             submit()
             yield result
     finally:
-        # Taken no further (an error, or the caller stopped): start nothing more; the
-        # calls in flight end by their own timeouts.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Taken no further (an error, the deadline, or the caller stopped): start nothing
+        # more; a call in flight ends by its own timeout, on a daemon thread that does
+        # not hold the process's exit.
+        pool.stop()
 
 
 @dataclass

@@ -15,6 +15,7 @@ from lbscrape.cli.options import (
     region_option,
     selection_options,
 )
+from lbscrape.core.options import DiscoverOptions
 
 
 @click.command()
@@ -26,6 +27,9 @@ from lbscrape.cli.options import (
      help="Labels copied from the owner, as for run.")
 @selection_options
 @checkpoint_options(help_file="A local JSON checkpoint file instead of the ConfigMap.")
+@opt("--shards", default=None, metavar="COUNT",
+     help="Also show which of COUNT shards (run --shard, --shards) scrapes each load "
+          "balancer: a SHARD column, `shard` in JSON.")
 @kube_options
 @output_option
 def discover(**options: Any) -> int:
@@ -42,4 +46,4 @@ def discover(**options: Any) -> int:
     """
     from lbscrape.flows import discover as flow
 
-    return flow.execute(flow.DiscoverOptions(**options), console())
+    return flow.execute(DiscoverOptions(**options), console())

@@ -14,6 +14,7 @@ from lbscrape.cli.options import (
     region_option,
     selection_options,
 )
+from lbscrape.core.options import EstimateOptions
 
 
 @click.command()
@@ -24,6 +25,8 @@ from lbscrape.cli.options import (
 @opt("--interval", default="1m", help="How often the CronJob runs (its schedule).")
 @opt("--metrics-config", default=None, metavar="FILE",
      help="The metrics config `run` uses (default: the default catalog).")
+@opt("--shards", default=None, metavar="COUNT",
+     help="Also show what each of COUNT shards (run --shard, --shards) requests per run.")
 @selection_options
 @kube_options
 @output_option
@@ -39,4 +42,4 @@ def estimate(**options: Any) -> int:
     """
     from lbscrape.flows import estimate as flow
 
-    return flow.execute(flow.EstimateOptions(**options), console())
+    return flow.execute(EstimateOptions(**options), console())

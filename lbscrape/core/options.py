@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from lbscrape.core import metrics_config
+from lbscrape.core import headers
 from lbscrape.core.catalog import DEFAULT, Catalog
 from lbscrape.core.config import (
     CheckpointLocation,
     CloudWatchLimits,
+    LabelFrom,
     RemoteWriteSettings,
     RunConfig,
     WindowSettings,
@@ -26,11 +28,13 @@ from lbscrape.core.config import (
     parse_labels_from,
     parse_namespaces,
     parse_remote_write_url,
+    redact_url,
     validate_remote_write_auth,
     validate_window,
 )
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.model import parse_isotime
+from lbscrape.core.shard import parse_count, parse_shard
 
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
 
@@ -48,9 +52,22 @@ class RemoteWriteOptions:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    headers: tuple[str, ...] = ()
+    header_files: tuple[str, ...] = ()
+    tenant: str | None = None
+    sigv4: bool = False
+    sigv4_region: str | None = None
+    sigv4_role_arn: str | None = None
 
     def settings(self, url: str) -> RemoteWriteSettings:
         """Validated settings for `url`; reads no file (the flow loads the credentials)."""
+        extra = tuple(_header(t, "--remote-write-header") for t in self.headers)
+        files = tuple(headers.parse_header(t, "--remote-write-header-file")
+                      for t in self.header_files)
+        for name, path in files:
+            if not path:
+                raise ConfigError(f"--remote-write-header-file: no file given for {name} "
+                                  "(NAME=PATH)")
         return validate_remote_write_auth(RemoteWriteSettings(
             url=parse_remote_write_url(url),
             timeout=float(parse_duration(self.timeout, "--remote-write-timeout")),
@@ -58,7 +75,20 @@ class RemoteWriteOptions:
             bearer_token_file=self.bearer_token_file,
             username=self.username, password_file=self.password_file, ca_file=self.ca_file,
             cert_file=self.cert_file, key_file=self.key_file,
+            headers=extra, header_files=files,
+            tenant=headers.parse_tenant(self.tenant) if self.tenant is not None else None,
+            sigv4=self.sigv4, sigv4_region=_stripped(self.sigv4_region),
+            sigv4_role_arn=_stripped(self.sigv4_role_arn),
         ))
+
+
+def _header(text: str, option: str) -> tuple[str, str]:
+    name, value = headers.parse_header(text, option)
+    return name, headers.check_value(name, value, option)
+
+
+def _stripped(text: str | None) -> str | None:
+    return text.strip() if text is not None else None
 
 
 @dataclass(frozen=True)
@@ -139,6 +169,102 @@ class RunOptions:
     dry_run: bool = False
     log_format: str | None = None
     now: str | None = None
+    shard: str | None = None
+    """--shard INDEX/COUNT."""
+    shards: str | None = None
+    """--shards COUNT, the index from `completion_index`."""
+    completion_index: str | None = None
+    """JOB_COMPLETION_INDEX as the environment has it (an Indexed Job's pod)."""
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    """`lbscrape backfill`, as given."""
+
+    start: str
+    cluster: str
+    end: str = "now"
+    region: str | None = None
+    profile: str | None = None
+    labels: tuple[str, ...] = ()
+    label_from: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    selection: SelectionOptions = SelectionOptions()
+    period: str = "60s"
+    settle_delay: str = "2m"
+    remote_write_url: str | None = None
+    remote_write: RemoteWriteOptions = RemoteWriteOptions()
+    output: str | None = None
+    metrics_config: str | None = None
+    zero_fill: bool = True
+    cloudwatch: CloudWatchOptions = CloudWatchOptions(max_dps="80%")
+    state_file: str = "lbscrape-backfill.json"
+    checkpoint_file: str | None = None
+    resume: bool = False
+    yes: bool = False
+    kube: KubeOptions = KubeOptions()
+    log_format: str | None = None
+    now: str | None = None
+
+
+@dataclass(frozen=True)
+class SmokeOptions:
+    cluster: str | None = None
+    region: str | None = None
+    labels: tuple[str, ...] = ()
+    remote_write_url: str | None = None
+    remote_write: RemoteWriteOptions = RemoteWriteOptions()
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    kube: KubeOptions = KubeOptions()
+    no_write: bool = False
+    events: bool = True
+    output: str = "table"
+
+
+@dataclass(frozen=True)
+class DiscoverOptions:
+    cluster: str = ""
+    region: str | None = None
+    labels: tuple[str, ...] = ()
+    label_from: tuple[str, ...] = ()
+    selection: SelectionOptions = SelectionOptions()
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    kube: KubeOptions = KubeOptions()
+    output: str = "table"
+    shards: str | None = None
+    """--shards COUNT: show each load balancer's shard."""
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    cluster: str = ""
+    region: str | None = None
+    period: str = "60s"
+    interval: str = "1m"
+    metrics_config: str | None = None
+    selection: SelectionOptions = SelectionOptions()
+    kube: KubeOptions = KubeOptions()
+    output: str = "table"
+    shards: str | None = None
+    """--shards COUNT: also what each shard requests."""
+
+
+MixinFormat = Literal["files", "kubernetes"]
+MIXIN_FORMATS: tuple[MixinFormat, ...] = ("files", "kubernetes")
+"""`lbscrape mixin --format`: rule and dashboard files, or Kubernetes manifests."""
+MIXIN_MANIFEST = ".lbscrape-mixin.sha256"
+"""The list of what `lbscrape mixin` wrote in its --output-dir, so a rerun removes it."""
+
+
+@dataclass(frozen=True)
+class MixinOptions:
+    """`lbscrape mixin`, as given; lbscrape.mixin.config reads and checks the files."""
+
+    output_dir: str
+    config: str | None = None
+    owner: str | None = None
+    fmt: str = "files"
+    metrics_config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +295,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
     if retention <= window.max_catchup:
         raise ConfigError("--checkpoint-retention: must be longer than --max-catchup "
                           f"({window.max_catchup}s); default 7d")
+    shard = parse_shard(o.shard, o.shards, o.completion_index)
     deadline = parse_duration(o.deadline, "--deadline")
     if deadline <= 0:
         raise ConfigError("--deadline: must be positive (default 50s)")
@@ -193,13 +320,111 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         catalog=catalog, zero_fill=o.zero_fill,
         namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
         cloudwatch=limits,
+        shard=shard,
     )
     return RunSettings(cfg, deadline, at)
 
 
+@dataclass(frozen=True)
+class BackfillSettings:
+    """A validated backfill, before anything is contacted."""
+
+    now: int
+    period: int
+    settle_delay: int
+    catalog: Catalog
+    static_labels: tuple[tuple[str, str], ...]
+    label_from: tuple[LabelFrom, ...]
+    remote_write: RemoteWriteSettings | None
+    """None when writing a file (--output)."""
+    destination: str
+    """'file PATH' or 'remote-write URL' (redacted): a resume must write to the same."""
+    cloudwatch: CloudWatchLimits = CloudWatchLimits()
+
+
+def backfill_settings(o: BackfillOptions) -> BackfillSettings:
+    period = parse_duration(o.period, "--period")
+    settle = parse_duration(o.settle_delay, "--settle-delay")
+    # Only the period and settle rules apply: a backfill has no lookback or catch-up.
+    validate_window(WindowSettings(settle, period, period, period))
+    static = parse_labels(o.labels)
+    rules = parse_labels_from(o.label_from)
+    catalog = load_catalog(o.metrics_config)
+    limits = o.cloudwatch.limits()
+    rw = o.remote_write.settings(o.remote_write_url) if o.remote_write_url else None
+    if (rw is None) == (o.output is None):
+        raise ConfigError("--output: give either --remote-write-url or --output FILE "
+                          "(OpenMetrics for promtool)")
+    destination = f"file {o.output}" if o.output else \
+        f"remote-write {redact_url(rw.url) if rw else ''}"
+    return BackfillSettings(parse_now(o.now), period, settle, catalog, static, rules, rw,
+                            destination, limits)
+
+
+@dataclass(frozen=True)
+class SmokeSettings:
+    """A validated smoke test; remote_write is None with --no-write."""
+
+    cluster: str
+    static_labels: tuple[tuple[str, str], ...]
+    remote_write: RemoteWriteSettings | None
+
+
+def smoke_settings(o: SmokeOptions) -> SmokeSettings:
+    static = parse_labels(o.labels)
+    rw = None
+    if not o.no_write:
+        if not (o.cluster or "").strip():
+            raise ConfigError("--cluster: required unless --no-write (or set "
+                              "LBSCRAPE_CLUSTER)")
+        if not o.remote_write_url:
+            raise ConfigError("--remote-write-url: required unless --no-write (or set "
+                              "LBSCRAPE_REMOTE_WRITE_URL)")
+        rw = o.remote_write.settings(o.remote_write_url)
+    o.checkpoint.check()
+    return SmokeSettings((o.cluster or "").strip(), static, rw)
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    period: int
+    interval: int
+    """Seconds between runs (the CronJob's schedule)."""
+    catalog: Catalog
+    namespaces: tuple[str, ...]
+    exclude_namespaces: tuple[str, ...]
+    shards: int | None = None
+    """--shards: also what each of this many shards requests."""
+
+
+def estimate_settings(o: EstimateOptions) -> EstimateSettings:
+    period = parse_duration(o.period, "--period")
+    interval = parse_duration(o.interval, "--interval")
+    if period <= 0 or period % 60:
+        raise ConfigError(f"--period: {period}s is not a positive multiple of 60s")
+    if interval <= 0:
+        raise ConfigError("--interval: must be positive")
+    catalog = load_catalog(o.metrics_config)
+    return EstimateSettings(period, interval, catalog, *o.selection.parsed(),
+                            shards=parse_count(o.shards))
+
+
+def parse_to(to: str | None, now: int) -> int | None:
+    """checkpoint reset --to: a time, or a time ago (-30m), on a minute boundary; None:
+    forget the checkpoint."""
+    if to is None:
+        return None
+    at = now - parse_duration(to[1:], "--to") if to.startswith("-") else parse_time(to, "--to")
+    return at // 60 * 60
+
+
 def load_catalog(path: str | None) -> Catalog:
     """The default catalog, or the one --metrics-config tailors."""
-    return metrics_config.load(path) if path else DEFAULT
+    if not path:
+        return DEFAULT
+    from lbscrape.core import metrics_config  # PyYAML: only when a file is given
+
+    return metrics_config.load(path)
 
 
 def parse_time(text: str, option: str) -> int:

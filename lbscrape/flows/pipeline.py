@@ -10,8 +10,15 @@ import logging
 import shlex
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import (
+    Callable,
+    Container,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,11 +32,12 @@ from lbscrape.aws.resolve import (
     find,
     find_target_groups,
 )
-from lbscrape.core.budget import Budget
+from lbscrape.core.background import background
+from lbscrape.core.budget import Abandoned, Budget, Phase
 from lbscrape.core.catalog import DIMENSION_SETS, KINDS, Catalog, DimensionSet
 from lbscrape.core.checkpoint import Checkpoint
 from lbscrape.core.config import RunConfig
-from lbscrape.core.errors import ExitStatus, LbscrapeError
+from lbscrape.core.errors import CheckpointError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
 from lbscrape.core.window import WindowPlan, plan_window
 from lbscrape.kube import events, owner_labels
@@ -53,7 +61,7 @@ MAX_NAMES_IN_COMMAND = 20
 class CheckpointStore(Protocol):
     def load(self) -> Checkpoint: ...
     def save(self, base: Checkpoint, updates: dict[str, int], expire_before: int | None = None,
-             keep: Collection[str] = ()) -> Checkpoint: ...
+             keep: Container[str] = ()) -> Checkpoint: ...
 
 
 @dataclass
@@ -88,7 +96,10 @@ def run(cfg: RunConfig, clients: Clients, now: int,
     started = time.monotonic()
     result = RunResult()
     try:
-        _run(cfg, clients, now, emit, budget, result)
+        try:
+            _run(cfg, clients, now, emit, budget, result)
+        except Abandoned as e:  # before anything was written (the later stages catch it)
+            raise LbscrapeError(f"abandoned: {e}; nothing was written") from None
     except Exception as e:
         _record_events(clients, result, now, budget)  # what owners should know still holds
         _summary(result, started, dry_run=cfg.dry_run, error=e)
@@ -108,42 +119,51 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
         cloudwatch.fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()}))
     # Fetch and write overlap: the calls run concurrently, and each load balancer is
     # written as soon as the last call carrying its queries is in.
-    stream = _Fetching(fetcher.fetch_ordered(clients.cloudwatch, calls, cfg.cloudwatch,
-                                             budget), result)
-    batches = _batches(cfg, lbs, chosen, plans,
-                       fetcher.by_load_balancer([lb.key for lb in lbs], calls, stream), result)
+    stream = _Fetching(cfg, clients.cloudwatch, lbs, calls, budget, result)
+    batches = _batches(cfg, lbs, chosen, plans, stream, result)
     if cfg.dry_run or clients.writer is None:
         for b in batches:
             for s in b.series:
                 for line in exposition(s):
                     emit(line)
             result.counters["samples_would_write"] += delivery.count(b.series)
+        stream.fail_the_rest(lbs, lambda lb: lb.key in stream.seen)
         stream.raise_error()
         return
     outcome = _write(clients.writer, batches, result)
-    _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
+    stream.close()  # delivery may have stopped early (the endpoint failed): fetch no more
+    _enter(budget, "finish")  # what was written is checkpointed, even past the end
+    try:
+        _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
+    except Abandoned as e:
+        raise CheckpointError(f"checkpoints not stored, abandoned: {e}; the next run "
+                              "repeats what this one wrote") from None
+    stream.fail_the_rest(lbs, lambda lb: outcome.through.get(lb.key) == plans[lb.key].window.end)
     stream.raise_error()
 
 
 def _discover(cfg: RunConfig, clients: Clients, result: RunResult
               ) -> tuple[list[LoadBalancer], owner_labels.OwnerPlan]:
     """Owners -> their load balancers (and target groups), with what to warn about."""
-    with ThreadPoolExecutor(2) as ahead:
-        # The region's target groups and their bindings are listed while the owners are
-        # found: at thousands of them, their pages are the longest wait before fetching.
-        tgs = any(cfg.catalog.has_target_groups(t) for t in KINDS if t != "classic")
-        listing = ahead.submit(describe_target_groups, clients.elbv2) if tgs else None
-        bound = ahead.submit(target_group_bindings, clients.kube) if tgs else None
-        owners = discover(clients.kube)
-        resolution = find(owners, clients.elbv2, clients.elb, cfg.cluster)
-        chosen = owner_labels.plan(
-            owners, resolution.load_balancers, resolution.unresolved,
-            owner_labels.Selection.of(cfg.namespaces, cfg.exclude_namespaces), cfg.label_from)
-        # Only for the scraped load balancers, and only if the catalog wants target groups.
-        lbs = find_target_groups(
-            chosen.load_balancers, clients.elbv2,
-            bound.result if bound else lambda: target_group_bindings(clients.kube),
-            cfg.catalog.has_target_groups, listing.result if listing else None)
+    # The region's target groups and their bindings are listed while the owners are
+    # found: at thousands of them, their pages are the longest wait before fetching.
+    tgs = any(cfg.catalog.has_target_groups(t) for t in KINDS if t != "classic")
+    listing = background(describe_target_groups, clients.elbv2) if tgs else None
+    bound = background(target_group_bindings, clients.kube) if tgs else None
+    owners = discover(clients.kube)
+    resolution = find(owners, clients.elbv2, clients.elb, cfg.cluster)
+    chosen = owner_labels.plan(
+        owners, resolution.load_balancers, resolution.unresolved,
+        owner_labels.Selection.of(cfg.namespaces, cfg.exclude_namespaces), cfg.label_from)
+    if cfg.shard is not None:  # every shard discovers everything, then keeps its share
+        everything = chosen.load_balancers
+        chosen = chosen.for_shard(cfg.shard)
+        result.counters["lbs_other_shards"] = len(everything) - len(chosen.load_balancers)
+    # Only for the scraped load balancers, and only if the catalog wants target groups.
+    lbs = find_target_groups(
+        chosen.load_balancers, clients.elbv2,
+        bound.result if bound else lambda: target_group_bindings(clients.kube),
+        cfg.catalog.has_target_groups, listing.result if listing else None)
     hostnames = {h.lower().rstrip(".") for o in chosen.selected for h in o.hostnames}
     result.counters.update(
         owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
@@ -173,22 +193,61 @@ def _plan_windows(cfg: RunConfig, lbs: Sequence[LoadBalancer], checkpoint: Check
 
 
 class _Fetching:
-    """The fetch results, counted; an error every call would hit (credentials) ends the
-    stream instead of the run, so what was written before it is still checkpointed,
-    and is raised after that."""
+    """The fetch, as each load balancer's data comes in (fetcher.by_load_balancer), its
+    calls counted. It ends early, instead of raising, when fetching must stop: at an
+    error every call would hit (credentials: raise_error raises it once what was written
+    is checkpointed), or when a call in flight is abandoned (the deadline or SIGTERM's
+    grace: what was fetched is still written). The run is then in its write phase."""
 
-    def __init__(self, results: Iterator[cloudwatch.CallResult], result: RunResult) -> None:
-        self.results, self.result = results, result
+    def __init__(self, cfg: RunConfig, client: cloudwatch.CloudWatchClient,
+                 lbs: Sequence[LoadBalancer], calls: Sequence[cloudwatch.Call],
+                 budget: Budget | None, result: RunResult) -> None:
+        self._budget, self._result = budget, result
+        self._calls = fetcher.fetch_ordered(client, calls, cfg.cloudwatch, budget)
+        self._data = fetcher.by_load_balancer([lb.key for lb in lbs], calls, self._counted())
+        self._it = self._iterate()
+        self.seen: set[str] = set()
+        self.stopped: str | None = None
+        """Why the load balancers not seen were not fetched."""
         self.error: LbscrapeError | None = None
 
-    def __iter__(self) -> Iterator[cloudwatch.CallResult]:
+    def __iter__(self) -> Iterator[fetcher.LbData]:
+        return self._it
+
+    def _counted(self) -> Iterator[cloudwatch.CallResult]:
+        for r in self._calls:
+            self._result.counters.update(gmd_calls=r.requests,
+                                         metrics_requested=r.metrics_requested)
+            yield r
+
+    def _iterate(self) -> Generator[fetcher.LbData, None, None]:
         try:
-            for r in self.results:
-                self.result.counters.update(gmd_calls=r.requests,
-                                            metrics_requested=r.metrics_requested)
-                yield r
+            for data in self._data:
+                self.seen.add(data.lb_key)
+                yield data
         except LbscrapeError as e:
-            self.error = e
+            self.error, self.stopped = e, f"not fetched: {e}"
+        except Abandoned:  # the call in flight ran out of time: keep what came before it
+            reason = self._budget.reason if self._budget else "abandoned"
+            log.warning("GetMetricData abandoned in flight: %s", reason)
+            self.stopped = f"not fetched: {reason} (a call in flight was abandoned)"
+        finally:
+            self._calls.close()
+            _enter(self._budget, "write")
+
+    def close(self) -> None:
+        """Fetch no more (delivery may have stopped before the end)."""
+        self._it.close()
+
+    def fail_the_rest(self, lbs: Sequence[LoadBalancer],
+                      done: Callable[[LoadBalancer], bool]) -> None:
+        """Every load balancer neither done nor failed yet: not fetched (why), or fetched
+        but not handed to the endpoint before delivery ended."""
+        budget = self._budget.reason if self._budget else "the run ended"
+        for lb in lbs:
+            if not done(lb) and lb.name not in self._result.failed:
+                self._result.failed[lb.name] = self.stopped if lb.key not in self.seen \
+                    and self.stopped else f"not written: {budget}"
 
     def raise_error(self) -> None:
         if self.error is not None:
@@ -227,6 +286,11 @@ def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.O
                                plans[lb.key].window.end)
 
 
+def _enter(budget: Budget | None, phase: Phase) -> None:
+    if budget is not None:
+        budget.enter(phase)
+
+
 def _write(writer: remote_write.Client, batches: Iterable[delivery.LbBatch],
            result: RunResult) -> delivery.Delivery:
     outcome = delivery.deliver(
@@ -254,9 +318,10 @@ def _store_checkpoints(cfg: RunConfig, store: CheckpointStore, checkpoint: Check
         result.failed[by_key[key].name] = reason
     expire_before = now - cfg.checkpoint_retention
     present = {lb.key for lb in lbs}
-    expired = [k for k, end in checkpoint.ends.items() if end < expire_before and k not in present]
+    keep = present if cfg.shard is None else cfg.shard.keep(present)
+    expired = [k for k, end in checkpoint.ends.items() if end < expire_before and k not in keep]
     if updates or expired:
-        store.save(checkpoint, updates, expire_before=expire_before, keep=present)
+        store.save(checkpoint, updates, expire_before=expire_before, keep=keep)
         if expired:
             log.info("forgot the checkpoints of %d load balancers not seen for longer than "
                      "--checkpoint-retention", len(expired))
@@ -322,7 +387,7 @@ def _record_events(clients: Clients, result: RunResult, now: int,
         return
     try:
         outcome = clients.events.record(result.notices, now, budget)
-    except Exception as e:  # an Event is never worth failing the run
+    except (Exception, Abandoned) as e:  # an Event is never worth failing the run
         log.warning("recording Kubernetes Events failed: %s", e)
         return
     result.counters.update(events_recorded=outcome.recorded)
@@ -363,8 +428,8 @@ def _report_rejected(rejected: list[delivery.Rejected]) -> None:
             "remote write refused %d samples of load balancer %s (%d series, %s..%s): %s; "
             "e.g. %s%s", len(rs), name, len({r.labels for r in rs}), isotime(ts[0]),
             isotime(ts[-1]), reason, selector(rs[0].labels),
-            " (refused as older than what Prometheus holds: usually samples an interrupted "
-            "run already wrote)" if remote_write.is_stale_reason(reason) else "")
+            " (the series already holds later samples: written by an interrupted run, or "
+            "by another writer)" if remote_write.is_stale_reason(reason) else "")
 
 
 def _summary(result: RunResult, started: float, *, dry_run: bool,
@@ -372,7 +437,8 @@ def _summary(result: RunResult, started: float, *, dry_run: bool,
     c = result.counters
     keys = ["owners", "lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
             "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests",
-            "samples_zero_filled", "owners_skipped", "events_recorded", "target_groups"]
+            "samples_zero_filled", "owners_skipped", "events_recorded", "target_groups",
+            "lbs_other_shards"]
     if dry_run:
         keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
                                               "remote_write_requests", "events_recorded")

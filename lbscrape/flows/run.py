@@ -16,14 +16,14 @@ from botocore.exceptions import BotoCoreError
 from lbscrape import __version__
 from lbscrape.aws import session as aws
 from lbscrape.core import logs
-from lbscrape.core.budget import Budget
+from lbscrape.core.budget import Abandoned, Budget
 from lbscrape.core.catalog import KINDS
 from lbscrape.core.checkpoint import FileStore
-from lbscrape.core.config import RemoteWriteSettings, RunConfig, redact_url
+from lbscrape.core.config import RunConfig, redact_url
 from lbscrape.core.console import Console
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.options import RunOptions, RunSettings, run_settings
-from lbscrape.flows import pipeline
+from lbscrape.flows import endpoint, pipeline
 from lbscrape.kube import events
 from lbscrape.kube.checkpoint_store import ConfigMapStore
 from lbscrape.kube.client import make_api_client
@@ -80,26 +80,51 @@ def _clients(cfg: RunConfig, kube: Any, session: Any,
         cloudwatch=aws.cloudwatch_client(session, cfg.cloudwatch.concurrency),
         store=FileStore(cfg.checkpoint_file) if cfg.checkpoint_file
         else ConfigMapStore(kube, cfg.checkpoint),
-        writer=(remote_write.Client(rw, budget=budget, credentials=credentials)
-                if rw and not cfg.dry_run else None),
+        writer=(endpoint.client(rw, session, credentials, budget)
+                if rw and credentials and not cfg.dry_run else None),
         events=events.Recorder(kube) if cfg.events and not cfg.dry_run else None,
     )
 
 
 def _run_with_sigterm(settings: RunSettings, clients: pipeline.Clients,
                       emit: Callable[[str], Any], budget: Budget) -> int:
+    """The cycle under a timer: a request still in flight when the budget says so
+    (budget.abandon_at: the deadline, or SIGTERM's grace) is interrupted by Abandoned,
+    raised from SIGALRM. A handler that raises ends a blocking socket read (PEP 475)."""
+    active = True
+
     def on_sigterm(signum: int, frame: object) -> None:
         log.warning("SIGTERM: no more fetching; writing what was fetched and storing "
-                    "checkpoints within %ds", SIGTERM_GRACE)
+                    "checkpoints within %ds; a request still in flight then is abandoned",
+                    SIGTERM_GRACE)
         budget.stop("stopped by SIGTERM", SIGTERM_GRACE)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    def on_alarm(signum: int, frame: object) -> None:
+        if active:
+            raise Abandoned(budget.reason)
+
+    def arm(seconds: float) -> None:
+        if active:
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, seconds))
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm), signal.signal(signal.SIGALRM, on_alarm)
+    budget.watcher = arm
     try:
-        result = pipeline.run(settings.config, clients, settings.now, emit=emit, budget=budget)
+        try:
+            budget.enter("fetch")
+            result = pipeline.run(settings.config, clients, settings.now, emit=emit,
+                                  budget=budget)
+        finally:
+            active = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            budget.watcher = None
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGALRM, previous[1])
     except (LbscrapeError, BotoCoreError):
         return ExitStatus.ERROR  # pipeline.run's summary line named it
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except Abandoned:  # fired between the stages' own handling of it
+        log.error("run abandoned: %s", budget.reason)
+        return ExitStatus.ERROR
     return result.status
 
 
@@ -118,7 +143,10 @@ def describe(cfg: RunConfig) -> str:
     parts = [
         f"cluster={cfg.cluster}", f"region={cfg.region}",
         f"remote_write_url={redact_url(cfg.remote_write.url) if cfg.remote_write else '-'}",
-        f"remote_write_auth={auth_kind(cfg.remote_write)}",
+        f"remote_write_auth={endpoint.auth_kind(cfg.remote_write, cfg.region)}",
+        f"remote_write_headers={endpoint.header_names(cfg.remote_write)}",
+        *([f"remote_write_tenant={cfg.remote_write.tenant}"]
+          if cfg.remote_write and cfg.remote_write.tenant else []),
         f"checkpoint={f'file:{cfg.checkpoint_file}' if cfg.checkpoint_file else cfg.checkpoint}",
         f"settle_delay={w.settle_delay}s", f"period={w.period}s",
         f"initial_lookback={w.initial_lookback}s", f"max_catchup={w.max_catchup}s",
@@ -133,18 +161,7 @@ def describe(cfg: RunConfig) -> str:
         f"cloudwatch_concurrency={cfg.cloudwatch.concurrency}",
         f"cloudwatch_max_tps={cfg.cloudwatch.max_tps:g}",
         f"cloudwatch_max_dps={cfg.cloudwatch.describe_dps()}",
+        f"shard={cfg.shard or '-'}",
     ]
     return " ".join(parts)
 
-
-def auth_kind(rw: RemoteWriteSettings | None) -> str:
-    """How remote write authenticates, for the start-up line: kinds, never secrets."""
-    if rw is None:
-        return "-"
-    kinds = ["bearer" if rw.bearer_token_file else "basic"
-             if rw.password_file or "@" in redact_url(rw.url) else "none"]
-    if rw.ca_file:
-        kinds.append("ca-file")
-    if rw.cert_file:
-        kinds.append("mtls")
-    return "+".join(kinds)
