@@ -284,8 +284,10 @@ def _backfill_loop(w: World, n: int, hours: int, dest: str, opts: argparse.Names
     w.receiver.reset()
     w.aws.quota = None  # CloudWatch with no quota: what lbscrape could do
     target = os.path.join(tmp, "loop.om") if dest == "file" else w.receiver.write_url
+    # lbscrape from --root (the working directory comes first), the bench from here.
+    env = {**w.env, "PYTHONPATH": ROOT}
     proc = subprocess.run([sys.executable, "-m", "bench.scale", "--loop-child", dest, str(n),
-                           str(hours), target], env=w.env, cwd=opts.root, text=True,
+                           str(hours), target], env=env, cwd=opts.root, text=True,
                           capture_output=True, check=False)
     if proc.returncode:
         print(f"backfill loop {n} ALBs x {hours}h into {dest}: failed: {proc.stderr[-400:]}")

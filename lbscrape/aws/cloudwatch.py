@@ -216,8 +216,12 @@ def fetch_call(client: CloudWatchClient, call: Call, budget: Budget | None = Non
     request = call.request()
     while True:
         resp = _get(client, request, call, budget, limiter, out)
-        if isinstance(resp, str):
-            _fail_all(call, out, resp)
+        if resp is None and not pages:  # fetching stopped before the call was made
+            for q in call.queries:
+                out.failed.setdefault(q.lb_key, f"not fetched: {budget.reason}")
+            return out
+        if not isinstance(resp, dict):
+            _fail_all(call, out, resp or f"not fetched: {budget.reason}")
             return out
         page: dict[str, tuple[list[Any], list[Any]]] = {}
         for r in resp.get("MetricDataResults", []):
@@ -275,13 +279,14 @@ def _epoch(stamps: list[Any]) -> list[Any]:
 
 
 def _get(client: CloudWatchClient, request: dict[str, Any], call: Call, budget: Budget,
-         limiter: RateLimiter, out: CallResult) -> dict[str, Any] | str:
+         limiter: RateLimiter, out: CallResult) -> dict[str, Any] | str | None:
     """One page: waits for its turn under the rate limits, retries throttles (slowing every
-    worker down) and transient failures. Returns the answer, or why there is none."""
+    worker down) and transient failures. Returns the answer, why there is none, or None
+    when fetching stopped (the deadline, SIGTERM) before it was asked for."""
     why = ""
     for attempt in range(MAX_ATTEMPTS):
         if not limiter.acquire(call.datapoints, call.window.start, budget.wait):
-            return f"not fetched: {budget.reason}"
+            return why or None
         out.requests += 1
         out.metrics_requested += len(call.queries)
         try:
