@@ -27,6 +27,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int | None = None
+    """The status it was answered with (None: reset, or not answered yet)."""
 
     def mentions(self, text: str) -> bool:
         """True if the operation name appears in the path, a target header or the body."""
@@ -44,6 +46,8 @@ class Rule:
     reset: bool = False
     after: bool = False
     """Apply delay/reset after forwarding: the upstream did the work, the answer is lost."""
+    rewrite: Callable[[Request, bytes], bytes] | None = None
+    """Forward, then answer with rewrite(request, upstream's body) (a doctored answer)."""
     times: int = 1_000_000
 
 
@@ -87,13 +91,17 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, self.path, dict(self.headers.items()), body)
         rule = self.owner._rule_for(req)
+        if rule and rule.rewrite:
+            status, headers, data = self._forward(body)
+            self._reply(status, headers, rule.rewrite(req, data), req)
+            return
         if rule and rule.after:
             answer = self._forward(body)
             time.sleep(rule.delay)
             if rule.reset:
                 self._reset()
             else:
-                self._reply(*answer)
+                self._reply(*answer, req)
             return
         if rule and rule.delay:
             time.sleep(rule.delay)
@@ -101,9 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         if rule and rule.status is not None:
-            self._reply(rule.status, rule.headers, rule.body)
+            self._reply(rule.status, rule.headers, rule.body, req)
             return
-        self._reply(*self._forward(body))
+        self._reply(*self._forward(body), req)
 
     def _reset(self) -> None:
         # SO_LINGER 0: close with a TCP RST, as a dying server or load balancer does.
@@ -126,7 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _do
 
-    def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def _reply(self, status: int, headers: dict[str, str], body: bytes,
+               req: Request | None = None) -> None:
+        if req is not None:
+            req.status = status
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)

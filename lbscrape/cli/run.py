@@ -43,6 +43,10 @@ from lbscrape.core.options import RunOptions
 @opt("--events/--no-events", default=True,
      help="Record a Warning Event on an Ingress or Service whose load balancer is not found "
           "or whose lbscrape annotations are invalid (needs `create` on events).")
+@opt("--self-metrics/--no-self-metrics", default=True,
+     help="After each run, write lbscrape's own series (lbscrape_run_*, "
+          "lbscrape_load_balancer_lag_seconds, lbscrape_build_info) to the same endpoint; "
+          "a dry run prints them.")
 @remote_write_options
 @opt("--deadline", default="50s",
      help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "

@@ -106,6 +106,8 @@ class RunConfig:
     """Labels and annotations of the owner copied into Prometheus labels (--label-from)."""
     events: bool = True
     """Record Warning Events on owners whose load balancer or annotations are wrong."""
+    self_metrics: bool = True
+    """Write lbscrape's own series (lbscrape_run_*, lag, build info) after each run."""
 
 
 def parse_duration(text: str, option: str) -> int:

@@ -118,6 +118,7 @@ class RunOptions:
     labels: tuple[str, ...] = ()
     label_from: tuple[str, ...] = ()
     events: bool = True
+    self_metrics: bool = True
     deadline: str = "50s"
     metrics_config: str | None = None
     zero_fill: bool = True
@@ -176,6 +177,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         checkpoint=location,
         catalog=catalog, zero_fill=o.zero_fill,
         namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
+        self_metrics=o.self_metrics,
     )
     return RunSettings(cfg, deadline, at)
 

@@ -11,23 +11,33 @@ import shlex
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
+from lbscrape import __version__
 from lbscrape.aws import cloudwatch
 from lbscrape.aws.resolve import ElbClient, explain, find, find_target_groups
 from lbscrape.core.budget import Budget
 from lbscrape.core.catalog import DIMENSION_SETS, Catalog, DimensionSet
 from lbscrape.core.checkpoint import Checkpoint
 from lbscrape.core.config import RunConfig
-from lbscrape.core.errors import ExitStatus
-from lbscrape.core.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
+from lbscrape.core.errors import ExitStatus, LbscrapeError
+from lbscrape.core.model import (
+    Labels,
+    LbType,
+    LoadBalancer,
+    MetricSpec,
+    Sample,
+    Series,
+    Window,
+    isotime,
+)
 from lbscrape.core.window import WindowPlan, plan_window
 from lbscrape.kube import events, owner_labels
 from lbscrape.kube.discovery import discover, target_group_bindings
-from lbscrape.prom import delivery, remote_write
+from lbscrape.prom import delivery, remote_write, self_metrics
 from lbscrape.prom.series import (
     build_series,
     exposition,
@@ -67,12 +77,19 @@ class RunResult:
     """load balancer name -> reason it was not (fully) written."""
     notices: list[events.Notice] = field(default_factory=list)
     """Warning Events to record on owners."""
+    freshness: dict[str, self_metrics.Freshness] = field(default_factory=dict)
+    """load balancer key -> its labels and checkpoint, for its lag series."""
+    rejected: Counter[str] = field(default_factory=Counter)
+    """the endpoint's answer -> data samples it refused with it."""
+    self_metrics_error: str | None = None
+    """Why the run's own series were not written."""
 
     @property
     def status(self) -> ExitStatus:
-        if not self.failed:
-            return ExitStatus.OK
-        return ExitStatus.PARTIAL if self.counters["lbs_written"] else ExitStatus.ERROR
+        if self.failed:
+            return ExitStatus.PARTIAL if self.counters["lbs_written"] else ExitStatus.ERROR
+        # Nothing else failed, but the run's own series were not written: a failure too.
+        return ExitStatus.ERROR if self.self_metrics_error else ExitStatus.OK
 
 
 def run(cfg: RunConfig, clients: Clients, now: int,
@@ -84,9 +101,12 @@ def run(cfg: RunConfig, clients: Clients, now: int,
         _run(cfg, clients, now, emit, budget, result)
     except Exception as e:
         _record_events(clients, result, now, budget)  # what owners should know still holds
+        # flows.run exits 1 for an aborted run (and Python does for anything unexpected).
+        _publish(cfg, clients, result, now, started, emit, ExitStatus.ERROR)
         _summary(result, started, dry_run=cfg.dry_run, error=e)
         raise
     _record_events(clients, result, now, budget)
+    _publish(cfg, clients, result, now, started, emit, result.status)
     _summary(result, started, dry_run=cfg.dry_run)
     return result
 
@@ -95,13 +115,19 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
          budget: Budget | None, result: RunResult) -> None:
     """The stages, in order."""
     lbs, chosen = _discover(cfg, clients, result)
+    labels = {lb.key: lb_labels(lb, cfg.cluster, cfg.region,
+                                (*cfg.static_labels, *chosen.extra_labels(lb)))  # later win
+              for lb in lbs}
     checkpoint = clients.store.load()
     plans = _plan_windows(cfg, lbs, checkpoint, now)
+    # A load balancer without a checkpoint is complete up to where its window starts.
+    result.freshness = {lb.key: self_metrics.Freshness(
+        labels[lb.key], checkpoint.ends.get(lb.key, plans[lb.key].window.start)) for lb in lbs}
     calls = cloudwatch.plan_calls(
         cloudwatch.fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()}))
     fetched = cloudwatch.fetch(clients.cloudwatch, calls, budget)
     result.counters.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
-    batches = _batches(cfg, lbs, chosen, plans, fetched, result)
+    batches, zeros = _batches(cfg, lbs, labels, plans, fetched, result)
     if cfg.dry_run or clients.writer is None:
         for b in batches:
             for s in b.series:
@@ -111,6 +137,7 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                                                        for b in batches))
         return
     outcome = _write(clients.writer, batches, result)
+    result.counters["zeros_written"] = _zeros_written(zeros, outcome)
     _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
 
 
@@ -130,6 +157,7 @@ def _discover(cfg: RunConfig, clients: Clients, result: RunResult
     result.counters.update(
         owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
         lbs_found=len(hostnames), lbs_resolved=len(lbs), unresolved=len(chosen.unresolved),
+        owners_unresolved=len({u.owner for u in chosen.unresolved}),
         target_groups=sum(len(lb.target_groups) for lb in lbs))
     for o, why in chosen.skipped:
         log.debug("%s: %s; skipped", o, why)
@@ -154,11 +182,12 @@ def _plan_windows(cfg: RunConfig, lbs: Sequence[LoadBalancer], checkpoint: Check
     return plans
 
 
-def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.OwnerPlan,
+def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], labels: Mapping[str, dict[str, str]],
              plans: Mapping[str, WindowPlan], fetched: cloudwatch.FetchResult,
-             result: RunResult) -> list[delivery.LbBatch]:
+             result: RunResult) -> tuple[list[delivery.LbBatch], dict[str, set[Zero]]]:
     """Per fetched load balancer, its series and its target groups', labelled and
-    zero-filled; a load balancer whose fetch failed has none (and is failed)."""
+    zero-filled, and the zeros added; a load balancer whose fetch failed has none (and
+    is failed)."""
     wall_now_ms = int(time.time() * 1000)
     by_lb: dict[str, dict[MetricSpec, list[Sample]]] = defaultdict(dict)
     for (key, spec), pts in fetched.samples.items():
@@ -167,29 +196,56 @@ def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.O
     for (key, tg_dim, spec), pts in fetched.tg_samples.items():
         by_tg[(key, tg_dim)][spec] = pts
     batches = []
+    zeros: dict[str, set[Zero]] = defaultdict(set)
     for lb in lbs:
         # A failed target-group query fails the load balancer: its checkpoint covers both.
         if lb.key in fetched.failed:
             result.failed[lb.name] = fetched.failed[lb.key]
             continue
-        static = (*cfg.static_labels, *chosen.extra_labels(lb))  # later ones win
-        base = lb_labels(lb, cfg.cluster, cfg.region, static)
+        base = labels[lb.key]
         tg: DimensionSet = "target_group"
         sets: list[tuple[Mapping[MetricSpec, list[Sample]], dict[str, str], DimensionSet]] = [
             (by_lb.get(lb.key, {}), base, "load_balancer")]
         sets += [(by_tg.get((lb.key, g.dimension), {}), tg_labels(base, g), tg)
                  for g in lb.target_groups]
         series = []
-        for data, labels, dims in sets:
+        for data, set_labels, dims in sets:
             if cfg.zero_fill:
                 # Only here, after the failed ones are skipped: a zero needs a complete
                 # fetch. Each set from its own traffic metric (Catalog.fill_plan).
-                data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
-                result.counters["samples_zero_filled"] += filled
-            series += build_series(data, labels)
+                filled, n = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
+                result.counters["samples_zero_filled"] += n
+                zeros[lb.key] |= _zero_keys(data, filled, set_labels)
+                data = filled
+            series += build_series(data, set_labels)
         batches.append(delivery.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
                                         plans[lb.key].window.end))
-    return batches
+    return batches, zeros
+
+
+Zero = tuple[Labels, int]
+"""A zero-filled sample: its series' labels and timestamp (ms)."""
+
+
+def _zero_keys(data: Mapping[MetricSpec, Sequence[Sample]],
+               filled: Mapping[MetricSpec, Sequence[Sample]], labels: Mapping[str, str]
+               ) -> set[Zero]:
+    out: set[Zero] = set()
+    for spec, samples in filled.items():
+        have = {s.timestamp_ms for s in data.get(spec, ())}
+        added = [s.timestamp_ms for s in samples if s.timestamp_ms not in have]
+        if added:
+            key = tuple(sorted({**labels, "__name__": spec.prom_name}.items()))
+            out.update((key, t) for t in added)
+    return out
+
+
+def _zeros_written(zeros: Mapping[str, set[Zero]], outcome: delivery.Delivery) -> int:
+    """The zeros the endpoint accepted: before their load balancer's accepted prefix
+    (Delivery.through) and not refused."""
+    refused = {(r.labels, r.timestamp_ms) for r in outcome.rejected}
+    return sum(1 for key, keys in zeros.items() if key in outcome.through
+               for z in keys if z[1] < outcome.through[key] * 1000 and z not in refused)
 
 
 def _write(writer: remote_write.Client, batches: Sequence[delivery.LbBatch],
@@ -199,6 +255,7 @@ def _write(writer: remote_write.Client, batches: Sequence[delivery.LbBatch],
     result.counters.update(samples_written=outcome.samples_written,
                            samples_rejected=len(outcome.rejected),
                            remote_write_requests=writer.requests)
+    result.rejected.update(r.reason for r in outcome.rejected)
     _report_rejected(outcome.rejected)
     return outcome
 
@@ -225,6 +282,8 @@ def _store_checkpoints(cfg: RunConfig, store: CheckpointStore, checkpoint: Check
         if expired:
             log.info("forgot the checkpoints of %d load balancers not seen for longer than "
                      "--checkpoint-retention", len(expired))
+    for key, through in updates.items():  # only once stored: the lag is the stored one's
+        result.freshness[key] = replace(result.freshness[key], checkpoint=through)
 
 
 def _warn_no_traffic_metric(catalog: Catalog, types: set[LbType]) -> None:
@@ -278,6 +337,44 @@ def backfill_command(gap: Window, names: Sequence[str], cfg: RunConfig) -> str:
             args += ["--load-balancer", name]
     return shlex.join([*args, "--remote-write-url", "URL"]) + \
         " (an endpoint that accepts older samples: see the README on backfill)"
+
+
+def _publish(cfg: RunConfig, clients: Clients, result: RunResult, now: int, started: float,
+             emit: Callable[[str], Any], code: ExitStatus) -> None:
+    """lbscrape's own series, the last thing a run sends (a dry run prints them). They
+    say `code`, the exit code as it stands; if they cannot be written the run fails
+    (result.status), which a stored sample cannot say: nothing of it was stored. Never
+    touches a checkpoint; never raises for the endpoint.
+
+    Stamped by the clock, so that runs never go back in time, not even tests repeating
+    one --now; the lags are measured in the time the run acts at, as its windows are."""
+    if not cfg.self_metrics:
+        return
+    duration = time.monotonic() - started
+    c = result.counters
+    series = self_metrics.build(self_metrics.RunReport(
+        labels={**dict(cfg.static_labels), "cluster": cfg.cluster, "region": cfg.region},
+        timestamp_ms=round(time.time() * 1000), end=now + duration, exit_code=int(code),
+        duration=duration, version=__version__,
+        load_balancers={"found": c["lbs_resolved"], "written": c["lbs_written"],
+                        "failed": len(result.failed)},
+        owners_unresolved=c["owners_unresolved"], samples_written=c["samples_written"],
+        rejected=result.rejected, samples_zero_filled=c["zeros_written"],
+        getmetricdata_calls=c["gmd_calls"], cloudwatch_metrics_requested=c["metrics_requested"],
+        freshness=tuple(result.freshness.values())))
+    if cfg.dry_run or clients.writer is None:
+        for s in series:
+            for line in exposition(s):
+                emit(line)
+        return
+    step = clients.writer.settings.max_samples_per_request  # one sample per series
+    try:
+        for i in range(0, len(series), step):
+            clients.writer.post(remote_write.encode(series[i:i + step]))
+    except LbscrapeError as e:
+        result.self_metrics_error = str(e)
+        log.warning("lbscrape's own series (lbscrape_run_*) not written: %s; the run exits "
+                    "non-zero (its data and checkpoints are not affected)", e)
 
 
 def _record_events(clients: Clients, result: RunResult, now: int,
