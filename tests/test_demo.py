@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -16,3 +17,9 @@ def test_demo_runs_a_complete_cycle_and_shows_what_landed():
                  "payments/service/ledger"):
         assert name in out
     assert "lbs_written=3" in proc.stderr and "lbs_failed=0" in proc.stderr
+    # lbscrape's own series, read back from Prometheus, and the README's queries on them.
+    own = dict(re.findall(r"^  (lbscrape_\S+)\s+(\S+)$", out, re.M))
+    assert own["lbscrape_run_success"] == "1" and own["lbscrape_run_exit_code"] == "0"
+    assert own['lbscrape_run_load_balancers{state="written"}'] == "3"
+    assert len([k for k in own if k.startswith("lbscrape_load_balancer_lag_seconds{")]) == 3
+    assert "month's bill so far at list price, $: 0.00037" in out
