@@ -303,6 +303,19 @@ def test_own_series_refused_fail_the_run_and_nothing_else(watched):
     assert stored_runs(s.prom) == {}
 
 
+def test_an_aborted_run_still_says_so(watched):
+    w, s = watched, watched.scene
+    s.kube.inject("GET", "/ingresses", 403)
+    ran = w.run(s.clock, expect=1)
+    assert "run aborted" in logs(ran)[-1]["msg"]
+    (own,) = stored_runs(s.prom).values()
+    values = {k: v for k, (v, _) in own.items()}
+    assert values["lbscrape_run_exit_code"] == 1 and values["lbscrape_run_success"] == 0
+    assert values["lbscrape_run_load_balancers{state=found}"] == 0
+    assert values["lbscrape_run_getmetricdata_calls"] == 0
+    assert not [k for k in values if k.startswith(self_metrics.LAG)]  # nothing known
+
+
 def logs(ran: Ran) -> list[dict]:
     return [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
 
