@@ -25,7 +25,7 @@ from lbscrape.aws.cloudwatch import FetchTarget, plan_calls
 from lbscrape.core.catalog import DEFAULT, default_specs
 from lbscrape.core.config import RemoteWriteSettings
 from lbscrape.core.model import Sample, Series, Window
-from lbscrape.flows import backfill, pipeline
+from lbscrape.flows import backfill
 from lbscrape.prom import delivery, remote_write, self_metrics
 from lbscrape.prom.series import zero_fill
 
@@ -140,13 +140,13 @@ def bench_self_metrics() -> None:
                                                        "load_balancer_name": f"lb-{i}"}))
     tracemalloc.start()
     start = time.perf_counter()
-    zeros = {f"lb-{i}": pipeline._zero_times(*x) for i, x in enumerate(inputs)}
+    zeros = {f"lb-{i}": self_metrics.zero_times(*x) for i, x in enumerate(inputs)}
     took = time.perf_counter() - start
     kept = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    outcome = delivery.Delivery(through={k: 1_800_000_000 + 60 * minutes for k in zeros})
+    through = {k: 1_800_000_000 + 60 * minutes for k in zeros}
     start = time.perf_counter()
-    written = pipeline._zeros_written(zeros, outcome)
+    written = self_metrics.zeros_written(zeros, through, ())
     counted = time.perf_counter() - start
     print(f"zeros written, {n} ALBs x {minutes} minutes: {written:,} zeros, kept "
           f"{kept / 2**20:.1f} MiB ({kept / written:.0f} B/zero), {took:.2f}s to note, "

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from lbscrape import __version__
 from lbscrape.cli import cli
+from lbscrape.core.catalog import DEFAULT
 from lbscrape.core.model import Sample, parse_isotime
 from lbscrape.prom import self_metrics
 from lbscrape.prom.prompb import WriteRequest
@@ -477,3 +478,19 @@ def test_the_series_of_a_report():
     assert [(dict(s.labels).get("reason"), s.samples[0].value) for s in clean
             if s.name == "lbscrape_run_samples_rejected"] == [("other", 0.0)]
     assert next(s for s in clean if s.name == "lbscrape_run_success").samples[0].value == 1.0
+
+
+def test_zeros_written_are_the_accepted_prefix_less_the_refused():
+    spec = next(s for s in DEFAULT.specs("application") if "5XX" in s.metric)
+    data = {spec: [Sample(60_000, 3.0)]}
+    filled = {spec: [Sample(t, 0.0 if t != 60_000 else 3.0) for t in (0, 60_000, 120_000,
+                                                                       180_000)]}
+    zeros = {lb: self_metrics.zero_times(data, filled, {"load_balancer_name": lb})
+             for lb in ("a", "b")}
+    (labels_a,) = zeros["a"]
+    assert list(zeros["a"][labels_a]) == [0, 120_000, 180_000]
+    # a accepted up to 180 s, with its zero at 0 and the real sample at 60 s refused; b not
+    # accepted at all.
+    assert self_metrics.zeros_written(zeros, {"a": 180}, [(labels_a, 0), (labels_a, 60_000)]) == 1
+    assert self_metrics.zeros_written(zeros, {"a": 240, "b": 240}, []) == 6
+    assert self_metrics.zeros_written({}, {"a": 240}, [(labels_a, 0)]) == 0

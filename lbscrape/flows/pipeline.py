@@ -9,12 +9,10 @@ from __future__ import annotations
 import logging
 import shlex
 import time
-from array import array
-from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
@@ -27,7 +25,6 @@ from lbscrape.core.checkpoint import Checkpoint
 from lbscrape.core.config import RunConfig
 from lbscrape.core.errors import ExitStatus, LbscrapeError
 from lbscrape.core.model import (
-    Labels,
     LbType,
     LoadBalancer,
     MetricSpec,
@@ -139,7 +136,8 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
                                                        for b in batches))
         return
     outcome = _write(clients.writer, batches, result)
-    result.counters["zeros_written"] = _zeros_written(zeros, outcome)
+    result.counters["zeros_written"] = self_metrics.zeros_written(
+        zeros, outcome.through, ((r.labels, r.timestamp_ms) for r in outcome.rejected))
     _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
 
 
@@ -186,7 +184,7 @@ def _plan_windows(cfg: RunConfig, lbs: Sequence[LoadBalancer], checkpoint: Check
 
 def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], labels: Mapping[str, dict[str, str]],
              plans: Mapping[str, WindowPlan], fetched: cloudwatch.FetchResult,
-             result: RunResult) -> tuple[list[delivery.LbBatch], dict[str, Zeros]]:
+             result: RunResult) -> tuple[list[delivery.LbBatch], dict[str, self_metrics.Zeros]]:
     """Per fetched load balancer, its series and its target groups', labelled and
     zero-filled, and the zeros added; a load balancer whose fetch failed has none (and
     is failed)."""
@@ -198,7 +196,7 @@ def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], labels: Mapping[str, d
     for (key, tg_dim, spec), pts in fetched.tg_samples.items():
         by_tg[(key, tg_dim)][spec] = pts
     batches = []
-    zeros: dict[str, Zeros] = defaultdict(dict)
+    zeros: dict[str, self_metrics.Zeros] = defaultdict(dict)
     for lb in lbs:
         # A failed target-group query fails the load balancer: its checkpoint covers both.
         if lb.key in fetched.failed:
@@ -217,48 +215,12 @@ def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], labels: Mapping[str, d
                 # fetch. Each set from its own traffic metric (Catalog.fill_plan).
                 filled, n = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
                 result.counters["samples_zero_filled"] += n
-                zeros[lb.key].update(_zero_times(data, filled, set_labels))
+                zeros[lb.key].update(self_metrics.zero_times(data, filled, set_labels))
                 data = filled
             series += build_series(data, set_labels)
         batches.append(delivery.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
                                         plans[lb.key].window.end))
     return batches, zeros
-
-
-Zeros: TypeAlias = "dict[Labels, array[int]]"
-"""Per series (its labels), the sorted timestamps (ms) of the zeros zero-fill added:
-machine integers, as a catch-up of many load balancers can add hundreds of thousands."""
-
-
-def _zero_times(data: Mapping[MetricSpec, Sequence[Sample]],
-                filled: Mapping[MetricSpec, Sequence[Sample]], labels: Mapping[str, str]
-                ) -> Zeros:
-    out: Zeros = {}
-    for spec, samples in filled.items():
-        before = data.get(spec, ())
-        if len(samples) > len(before):
-            have = {s.timestamp_ms for s in before}
-            key = tuple(sorted({**labels, "__name__": spec.prom_name}.items()))
-            out[key] = array("q", (s.timestamp_ms for s in samples if s.timestamp_ms not in have))
-    return out
-
-
-def _zeros_written(zeros: Mapping[str, Zeros], outcome: delivery.Delivery) -> int:
-    """The zeros the endpoint accepted: before their load balancer's accepted prefix
-    (Delivery.through), less the refused ones."""
-    n = 0
-    series: dict[Labels, tuple[array[int], int]] = {}  # times, end of the accepted prefix
-    for key, per_series in zeros.items():
-        end_ms = outcome.through.get(key, 0) * 1000
-        for labels, times in per_series.items():
-            series[labels] = (times, end_ms)
-            n += bisect_left(times, end_ms)
-    for r in outcome.rejected:
-        times, end_ms = series.get(r.labels, (array("q"), 0))
-        i = bisect_left(times, r.timestamp_ms)
-        if r.timestamp_ms < end_ms and i < len(times) and times[i] == r.timestamp_ms:
-            n -= 1
-    return n
 
 
 def _write(writer: remote_write.Client, batches: Sequence[delivery.LbBatch],

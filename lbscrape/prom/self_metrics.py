@@ -7,10 +7,13 @@ and alerts are built on them (issue 13).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
-from lbscrape.core.model import Labels, Sample, Series
+from lbscrape.core.model import Labels, MetricSpec, Sample, Series
 
 RUN_SERIES = (
     "lbscrape_run_success", "lbscrape_run_exit_code", "lbscrape_run_duration_seconds",
@@ -124,3 +127,41 @@ def build(r: RunReport) -> list[Series]:
 def _series(name: str, labels: Mapping[str, str], value: float, ts_ms: int) -> Series:
     sorted_labels: Labels = tuple(sorted({**labels, "__name__": name}.items()))
     return Series(sorted_labels, (Sample(ts_ms, float(value)),))
+
+
+Zeros: TypeAlias = "dict[Labels, array[int]]"
+"""Per series (its labels), the sorted timestamps (ms) of the zeros zero-fill added:
+machine integers, as a catch-up of many load balancers can add hundreds of thousands."""
+
+
+def zero_times(data: Mapping[MetricSpec, Sequence[Sample]],
+               filled: Mapping[MetricSpec, Sequence[Sample]], labels: Mapping[str, str]
+               ) -> Zeros:
+    """The zeros zero_fill added to `data` (giving `filled`), by series."""
+    out: Zeros = {}
+    for spec, samples in filled.items():
+        before = data.get(spec, ())
+        if len(samples) > len(before):
+            have = {s.timestamp_ms for s in before}
+            key = tuple(sorted({**labels, "__name__": spec.prom_name}.items()))
+            out[key] = array("q", (s.timestamp_ms for s in samples if s.timestamp_ms not in have))
+    return out
+
+
+def zeros_written(zeros: Mapping[str, Zeros], through: Mapping[str, int],
+                  refused: Iterable[tuple[Labels, int]]) -> int:
+    """The zeros the endpoint accepted: those before their load balancer's accepted prefix
+    (`through`, seconds, per load balancer key), less the `refused` (labels, ms)."""
+    n = 0
+    ends: dict[Labels, tuple[array[int], int]] = {}
+    for key, per_series in zeros.items():
+        end_ms = through.get(key, 0) * 1000
+        for labels, times in per_series.items():
+            ends[labels] = (times, end_ms)
+            n += bisect_left(times, end_ms)
+    for labels, ts in refused:
+        times, end_ms = ends.get(labels, (array("q"), 0))
+        i = bisect_left(times, ts)
+        if ts < end_ms and i < len(times) and times[i] == ts:
+            n -= 1
+    return n
