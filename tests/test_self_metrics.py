@@ -478,6 +478,13 @@ def test_the_series_of_a_report():
     assert [(dict(s.labels).get("reason"), s.samples[0].value) for s in clean
             if s.name == "lbscrape_run_samples_rejected"] == [("other", 0.0)]
     assert next(s for s in clean if s.name == "lbscrape_run_success").samples[0].value == 1.0
+    # A --label named like lbscrape's own labels is replaced on those series only.
+    odd = self_metrics.build(self_metrics.RunReport(
+        labels={**run, "state": "x", "version": "y"}, timestamp_ms=1, end=0.0, exit_code=0,
+        duration=0.1, version="9.9"))
+    assert [dict(s.labels)["state"] for s in odd] == ["x"] * 3 + [
+        "found", "written", "failed"] + ["x"] * 7
+    assert dict(odd[-1].labels)["version"] == "9.9"
 
 
 def test_zeros_written_are_the_accepted_prefix_less_the_refused():
