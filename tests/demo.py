@@ -8,14 +8,18 @@ with environment variables, exactly as the CronJob runs it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime
 
 from moto.server import ThreadedMotoServer
@@ -103,6 +107,7 @@ def main() -> int:
             return proc.returncode
         show(prom)
         show_own(prom)
+        show_mixin(prom, run_env, os.path.join(tmp, "mixin"))
         cm = kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint") or {}
         print("\ncheckpoint ConfigMap monitoring/lbscrape-checkpoint:")
         print("  " + (cm.get("data") or {}).get("checkpoint.json", "(none)").replace("\n", "\n  "))
@@ -171,6 +176,28 @@ def show_own(prom: world.Prometheus) -> None:
         shown = "; ".join(f"{dict(k).get('load_balancer_name', '')}{' ' if k else ''}{v:.6g}"
                           .strip() for k, v in sorted(result.items())) or "empty"
         print(f"  {expr}\n    {what}: {shown}")
+
+
+def show_mixin(prom: world.Prometheus, env: dict[str, str], out: str) -> None:
+    """Write the dashboards and alerts, then run one panel as Grafana would."""
+    print(f"\n$ lbscrape mixin --output-dir {out}")
+    subprocess.run([sys.executable, "-m", "lbscrape", "mixin", "--output-dir", out], env=env,
+                   check=True)
+    with open(os.path.join(out, "dashboards", "lbscrape-alb.json")) as f:
+        board = json.load(f)
+    panel = next(p for p in board["panels"] if p["title"] == "Requests per second")
+    expr = panel["targets"][0]["expr"].replace("$__interval_ms", "60000")
+    expr = re.sub(r"\$\w+", ".*", expr.replace("$__interval", "1m"))  # variables at All
+    end = time.time() // 60 * 60
+    q = urllib.parse.urlencode({"query": expr, "start": end - 900, "end": end, "step": 60})
+    with urllib.request.urlopen(f"{prom.url}/api/v1/query_range?{q}", timeout=10) as r:
+        result = json.load(r)["data"]["result"]
+    print(f"\nPanel '{panel['title']}' of '{board['title']}', last 15 minutes, all owners:")
+    print(f"  {expr}")
+    for s in result:
+        m, values = s["metric"], [float(v) for _, v in s["values"]]
+        print(f"  {m['namespace']}/{m['ingress']}: {values[-1]:.1f} req/s at the newest "
+              f"minute, {sum(values) / len(values):.1f} on average over {len(values)} minutes")
 
 
 def _hhmm(ms: int) -> str:

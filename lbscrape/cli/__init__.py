@@ -44,10 +44,19 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from lbscrape.cli import backfill, checkpoint, discover, estimate, metrics, run, smoke
+    from lbscrape.cli import (
+        backfill,
+        checkpoint,
+        discover,
+        estimate,
+        metrics,
+        mixin,
+        run,
+        smoke,
+    )
 
     for command in (run.run, checkpoint.checkpoint, discover.discover, estimate.estimate,
-                    smoke.smoke, backfill.backfill, metrics.metrics):
+                    smoke.smoke, backfill.backfill, metrics.metrics, mixin.mixin):
         cli.add_command(command)
 
 

@@ -18,6 +18,7 @@ from lbscrape.cli.options import (
     remote_write_options,
     selection_options,
 )
+from lbscrape.core.options import BackfillOptions
 
 log = logging.getLogger("lbscrape")
 
@@ -81,7 +82,7 @@ def backfill(**options: Any) -> int:
         lbscrape backfill --cluster prod-eu --start 2026-11-01 --end 2026-11-08 \\
           --period 5m --output nov.om
     """
-    from lbscrape.flows.backfill.command import BackfillOptions, execute
+    from lbscrape.flows.backfill.command import execute
 
     return execute(BackfillOptions(**options), console(), _Progress)
 

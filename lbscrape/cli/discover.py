@@ -15,6 +15,7 @@ from lbscrape.cli.options import (
     region_option,
     selection_options,
 )
+from lbscrape.core.options import DiscoverOptions
 
 
 @click.command()
@@ -42,4 +43,4 @@ def discover(**options: Any) -> int:
     """
     from lbscrape.flows import discover as flow
 
-    return flow.execute(flow.DiscoverOptions(**options), console())
+    return flow.execute(DiscoverOptions(**options), console())

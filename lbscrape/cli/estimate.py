@@ -14,6 +14,7 @@ from lbscrape.cli.options import (
     region_option,
     selection_options,
 )
+from lbscrape.core.options import EstimateOptions
 
 
 @click.command()
@@ -39,4 +40,4 @@ def estimate(**options: Any) -> int:
     """
     from lbscrape.flows import estimate as flow
 
-    return flow.execute(flow.EstimateOptions(**options), console())
+    return flow.execute(EstimateOptions(**options), console())

@@ -15,6 +15,7 @@ from lbscrape.cli.options import (
     region_option,
     remote_write_options,
 )
+from lbscrape.core.options import SmokeOptions
 
 
 @click.command()
@@ -56,4 +57,4 @@ def smoke(**options: Any) -> int:
     """
     from lbscrape.flows import smoke as flow
 
-    return flow.execute(flow.SmokeOptions(**options), console())
+    return flow.execute(SmokeOptions(**options), console())

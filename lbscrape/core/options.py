@@ -15,6 +15,7 @@ from lbscrape.core import metrics_config
 from lbscrape.core.catalog import DEFAULT, Catalog
 from lbscrape.core.config import (
     CheckpointLocation,
+    LabelFrom,
     RemoteWriteSettings,
     RunConfig,
     WindowSettings,
@@ -24,6 +25,7 @@ from lbscrape.core.config import (
     parse_labels_from,
     parse_namespaces,
     parse_remote_write_url,
+    redact_url,
     validate_remote_write_auth,
     validate_window,
 )
@@ -128,6 +130,73 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class BackfillOptions:
+    """`lbscrape backfill`, as given."""
+
+    start: str
+    cluster: str
+    end: str = "now"
+    region: str | None = None
+    profile: str | None = None
+    labels: tuple[str, ...] = ()
+    label_from: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    selection: SelectionOptions = SelectionOptions()
+    period: str = "60s"
+    settle_delay: str = "2m"
+    remote_write_url: str | None = None
+    remote_write: RemoteWriteOptions = RemoteWriteOptions()
+    output: str | None = None
+    metrics_config: str | None = None
+    zero_fill: bool = True
+    state_file: str = "lbscrape-backfill.json"
+    checkpoint_file: str | None = None
+    resume: bool = False
+    yes: bool = False
+    kube: KubeOptions = KubeOptions()
+    log_format: str | None = None
+    now: str | None = None
+
+
+@dataclass(frozen=True)
+class SmokeOptions:
+    cluster: str | None = None
+    region: str | None = None
+    labels: tuple[str, ...] = ()
+    remote_write_url: str | None = None
+    remote_write: RemoteWriteOptions = RemoteWriteOptions()
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    kube: KubeOptions = KubeOptions()
+    no_write: bool = False
+    events: bool = True
+    output: str = "table"
+
+
+@dataclass(frozen=True)
+class DiscoverOptions:
+    cluster: str = ""
+    region: str | None = None
+    labels: tuple[str, ...] = ()
+    label_from: tuple[str, ...] = ()
+    selection: SelectionOptions = SelectionOptions()
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    kube: KubeOptions = KubeOptions()
+    output: str = "table"
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    cluster: str = ""
+    region: str | None = None
+    period: str = "60s"
+    interval: str = "1m"
+    metrics_config: str | None = None
+    selection: SelectionOptions = SelectionOptions()
+    kube: KubeOptions = KubeOptions()
+    output: str = "table"
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """A validated run: the config, and what the command needs beside it."""
 
@@ -180,6 +249,40 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         self_metrics=o.self_metrics,
     )
     return RunSettings(cfg, deadline, at)
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    """A validated backfill, before anything is contacted."""
+
+    now: int
+    period: int
+    settle_delay: int
+    catalog: Catalog
+    static_labels: tuple[tuple[str, str], ...]
+    label_from: tuple[LabelFrom, ...]
+    remote_write: RemoteWriteSettings | None
+    """None when writing a file (--output)."""
+    destination: str
+    """'file PATH' or 'remote-write URL' (redacted): a resume must write to the same."""
+
+
+def backfill_settings(o: BackfillOptions) -> BackfillSettings:
+    period = parse_duration(o.period, "--period")
+    settle = parse_duration(o.settle_delay, "--settle-delay")
+    # Only the period and settle rules apply: a backfill has no lookback or catch-up.
+    validate_window(WindowSettings(settle, period, period, period))
+    static = parse_labels(o.labels)
+    rules = parse_labels_from(o.label_from)
+    catalog = load_catalog(o.metrics_config)
+    rw = o.remote_write.settings(o.remote_write_url) if o.remote_write_url else None
+    if (rw is None) == (o.output is None):
+        raise ConfigError("--output: give either --remote-write-url or --output FILE "
+                          "(OpenMetrics for promtool)")
+    destination = f"file {o.output}" if o.output else \
+        f"remote-write {redact_url(rw.url) if rw else ''}"
+    return BackfillSettings(parse_now(o.now), period, settle, catalog, static, rules, rw,
+                            destination)
 
 
 def load_catalog(path: str | None) -> Catalog:

@@ -16,23 +16,11 @@ from lbscrape.core.config import parse_labels, parse_labels_from
 from lbscrape.core.console import Console, ago, fail, table
 from lbscrape.core.errors import ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer
-from lbscrape.core.options import CheckpointOptions, KubeOptions, SelectionOptions
+from lbscrape.core.options import DiscoverOptions
 from lbscrape.flows.checkpoint import open_store
 from lbscrape.kube import discovery, owner_labels
 from lbscrape.kube.client import make_api_client
 from lbscrape.prom.series import lb_labels
-
-
-@dataclass(frozen=True)
-class DiscoverOptions:
-    cluster: str = ""
-    region: str | None = None
-    labels: tuple[str, ...] = ()
-    label_from: tuple[str, ...] = ()
-    selection: SelectionOptions = SelectionOptions()
-    checkpoint: CheckpointOptions = CheckpointOptions()
-    kube: KubeOptions = KubeOptions()
-    output: str = "table"
 
 
 @dataclass(frozen=True)

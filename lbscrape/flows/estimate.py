@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError
 from kubernetes import client as k8s
@@ -16,7 +15,7 @@ from lbscrape.core.config import parse_duration
 from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer
-from lbscrape.core.options import KubeOptions, SelectionOptions, load_catalog
+from lbscrape.core.options import EstimateOptions, load_catalog
 from lbscrape.kube import owner_labels
 from lbscrape.kube.client import make_api_client
 from lbscrape.kube.discovery import discover, target_group_bindings
@@ -27,18 +26,6 @@ def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient,
     """The load balancers, with their target groups when the catalog fetches those."""
     return find_target_groups(find(discover(kube), elbv2, elb, cluster).load_balancers, elbv2,
                               lambda: target_group_bindings(kube), catalog.has_target_groups)
-
-
-@dataclass(frozen=True)
-class EstimateOptions:
-    cluster: str = ""
-    region: str | None = None
-    period: str = "60s"
-    interval: str = "1m"
-    metrics_config: str | None = None
-    selection: SelectionOptions = SelectionOptions()
-    kube: KubeOptions = KubeOptions()
-    output: str = "table"
 
 
 def execute(o: EstimateOptions, console: Console) -> int:

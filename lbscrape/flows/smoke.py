@@ -37,7 +37,7 @@ from lbscrape.core.errors import (
     RemoteWriteError,
 )
 from lbscrape.core.model import Labels, Sample, Series, isotime
-from lbscrape.core.options import CheckpointOptions, KubeOptions, RemoteWriteOptions
+from lbscrape.core.options import SmokeOptions
 from lbscrape.kube.client import call_api, make_api_client
 from lbscrape.prom.remote_write import Client, encode, load_credentials
 from lbscrape.prom.series import selector
@@ -295,20 +295,6 @@ def as_json(checks: Sequence[Check]) -> dict[str, Any]:
             "skipped": n["skipped"],
             "checks": [{"check": c.name, "result": c.result, "detail": c.detail}
                        for c in checks]}
-
-
-@dataclass(frozen=True)
-class SmokeOptions:
-    cluster: str | None = None
-    region: str | None = None
-    labels: tuple[str, ...] = ()
-    remote_write_url: str | None = None
-    remote_write: RemoteWriteOptions = RemoteWriteOptions()
-    checkpoint: CheckpointOptions = CheckpointOptions()
-    kube: KubeOptions = KubeOptions()
-    no_write: bool = False
-    events: bool = True
-    output: str = "table"
 
 
 def execute(o: SmokeOptions, console: Console) -> int:

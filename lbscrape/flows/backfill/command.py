@@ -13,26 +13,12 @@ from botocore.exceptions import BotoCoreError
 from lbscrape.aws import session as aws
 from lbscrape.aws.resolve import explain, find, find_target_groups
 from lbscrape.core import logs
-from lbscrape.core.catalog import DIMENSION_SETS, Catalog
+from lbscrape.core.catalog import DIMENSION_SETS
 from lbscrape.core.checkpoint import FileStore
-from lbscrape.core.config import (
-    WindowSettings,
-    parse_duration,
-    parse_labels,
-    parse_labels_from,
-    redact_url,
-    validate_window,
-)
 from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer, isotime
-from lbscrape.core.options import (
-    KubeOptions,
-    RemoteWriteOptions,
-    SelectionOptions,
-    load_catalog,
-    parse_now,
-)
+from lbscrape.core.options import BackfillOptions, BackfillSettings, backfill_settings
 from lbscrape.flows.backfill.loop import Progress, run
 from lbscrape.flows.backfill.plan import (
     Plan,
@@ -51,35 +37,6 @@ from lbscrape.prom import remote_write
 from lbscrape.prom.series import lb_labels
 
 log = logging.getLogger("lbscrape")
-
-
-@dataclass(frozen=True)
-class BackfillOptions:
-    """`lbscrape backfill`, as given."""
-
-    start: str
-    cluster: str
-    end: str = "now"
-    region: str | None = None
-    profile: str | None = None
-    labels: tuple[str, ...] = ()
-    label_from: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()
-    selection: SelectionOptions = SelectionOptions()
-    period: str = "60s"
-    settle_delay: str = "2m"
-    remote_write_url: str | None = None
-    remote_write: RemoteWriteOptions = RemoteWriteOptions()
-    output: str | None = None
-    metrics_config: str | None = None
-    zero_fill: bool = True
-    state_file: str = "lbscrape-backfill.json"
-    checkpoint_file: str | None = None
-    resume: bool = False
-    yes: bool = False
-    kube: KubeOptions = KubeOptions()
-    log_format: str | None = None
-    now: str | None = None
 
 
 @dataclass
@@ -108,59 +65,50 @@ def execute(o: BackfillOptions, console: Console,
     if total - done and not o.yes and sys.stdin.isatty() and not console.confirm("Start?"):
         return ExitStatus.ERROR
     try:
-        sink: Sink = OpenMetricsSink(o.output, p.state, o.resume) if o.output else \
-            RemoteWriteSink(_writer(p))
+        sink = _sink(o, p)
         store.save(p.state)
     except (LbscrapeError, BotoCoreError) as e:
         return fail(console, e)
     return _write(o, p, store, sink, console, progress(total, done))
 
 
-def _writer(p: _Prepared) -> remote_write.Client:
-    assert p.writer is not None
-    return p.writer
+def _sink(o: BackfillOptions, p: _Prepared) -> Sink:
+    """The remote-write endpoint, or else the --output file (settings require one)."""
+    if p.writer is not None:
+        return RemoteWriteSink(p.writer)
+    return OpenMetricsSink(o.output or "", p.state, o.resume)
 
 
 def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
     """Validate the options and plan the calls, or load the state to resume."""
-    clock = parse_now(o.now)
-    period = parse_duration(o.period, "--period")
-    settle = parse_duration(o.settle_delay, "--settle-delay")
-    # Only the period and settle rules apply: a backfill has no lookback or catch-up.
-    validate_window(WindowSettings(settle, period, period, period))
-    catalog = load_catalog(o.metrics_config)
-    rw = o.remote_write.settings(o.remote_write_url) if o.remote_write_url else None
+    b = backfill_settings(o)
+    rw = b.remote_write
     writer = remote_write.Client(rw, credentials=remote_write.load_credentials(rw)) \
         if rw else None
-    if (rw is None) == (o.output is None):
-        raise ConfigError("--output: give either --remote-write-url or --output FILE "
-                          "(OpenMetrics for promtool)")
-    target = f"file {o.output}" if o.output else f"remote-write {redact_url(rw.url) if rw else ''}"
     session = aws.session(o.region, o.profile)
     if o.resume:
         state = store.load()
-        if state.output != target:
+        if state.output != b.destination:
             raise ConfigError(f"--resume: {o.state_file} was writing to {state.output}, not "
-                              f"{target}; pass the same destination")
+                              f"{b.destination}; pass the same destination")
     else:
         if store.exists():
             store.load()  # a file that is no backfill state says so
             raise ConfigError(f"--state-file: {o.state_file} holds an unfinished backfill; "
                               "pass --resume to carry on, or delete it to start over")
-        window = plan_range(parse_when(o.start, clock, "--start"),
-                            parse_when(o.end, clock, "--end"), period, settle, clock)
-        state = State(window, _targets(o, session, catalog), target)
+        window = plan_range(parse_when(o.start, b.now, "--start"),
+                            parse_when(o.end, b.now, "--end"), b.period, b.settle_delay, b.now)
+        state = State(window, _targets(o, b, session), b.destination)
     plan = make_plan(state.window, state.targets)
     if o.resume:
-        check_still_kept(plan, state.done, clock)
+        check_still_kept(plan, state.done, b.now)
     return _Prepared(plan, state, session, writer)
 
 
-def _targets(o: BackfillOptions, session: Any, catalog: Catalog) -> tuple[Any, ...]:
+def _targets(o: BackfillOptions, b: BackfillSettings, session: Any) -> tuple[Any, ...]:
     """Discover and resolve as `run` does, and label the same way; opted-out load
     balancers are left out."""
-    static = parse_labels(o.labels)
-    rules = parse_labels_from(o.label_from)
+    catalog, static, rules = b.catalog, b.static_labels, b.label_from
     kube, _ = make_api_client(o.kube.kubeconfig, o.kube.context)
     owners = discovery.discover(kube)
     elbv2 = aws.client(session, "elbv2")

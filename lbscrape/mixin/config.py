@@ -1,0 +1,312 @@
+"""The mixin's --config file (thresholds, selectors, labels) and --owner, as frozen dataclasses.
+
+Like a monitoring mixin's `_config` block, every threshold, `for:` and range has a default
+here and can be changed per alert in a YAML (or JSON) file:
+
+    selector: 'cluster=~"prod-.*"'      # extra matchers on every query
+    period: 1m                         # lbscrape's --period
+    labels: {team: payments}           # added to every alert (routing)
+    group_by: [team]                   # series labels every alert keeps
+    price_per_1000_metrics: 0.01
+    alerts:
+      AlbElb5xxRatioHigh: {threshold: 0.02, for: 10m, severity: page}
+      LbscrapeCloudWatchCostOverBudget: {threshold: 250}
+      ClassicElbSpillover: {enabled: false}
+    dashboards: {refresh: 1m, time_from: now-6h, tags: [edge]}
+    kubernetes: {namespace: monitoring, labels: {release: kube-prometheus-stack}}
+
+The whole file is checked before anything is written; an error is one ConfigError naming
+the file and the entry (`alerts.AlbElb5xxRatioHigh.for`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any, NoReturn
+
+import yaml
+
+from lbscrape.core.errors import ConfigError
+from lbscrape.mixin.settings import (
+    ALERT_DEFAULTS,
+    DEFAULT_CONFIG,
+    DNS_LABEL,
+    LABEL_NAME,
+    MIN_DATA_RANGE,
+    NO_THRESHOLD,
+    OPTION,
+    SELF_ALERTS,
+    AlertSettings,
+    DashboardSettings,
+    KubernetesSettings,
+    Matcher,
+    MixinConfig,
+    OwnerRef,
+    parse_duration,
+    parse_owner,
+    parse_selector,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG", "AlertSettings", "Matcher", "MixinConfig", "OwnerRef", "from_doc", "load",
+    "parse_duration", "parse_owner", "parse_text",
+]
+
+
+class _Where:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> NoReturn:
+        at = f"{where}: " if where else ""
+        raise ConfigError(f"{OPTION}: {self.source}: {at}{message}")
+
+
+def load(path: str) -> MixinConfig:
+    """Read and check a --config file. Raises ConfigError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{OPTION}: {path!r} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{OPTION}: cannot read {path!r}: {e.strerror or e}") from None
+    return from_doc(parse_text(text, path), path)
+
+
+def parse_text(text: str, source: str) -> Any:
+    """JSON for a .json file, YAML otherwise; a key given twice is an error, since the
+    parsers would otherwise keep the last one silently."""
+    err = _Where(source)
+    if source.endswith(".json"):
+        try:
+            return json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, err))
+        except json.JSONDecodeError as e:
+            err.fail(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}")
+    try:
+        _check_duplicates(yaml.compose(text, Loader=yaml.SafeLoader), err)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        err.fail("", f"not valid YAML: {e}")
+
+
+def _unique(pairs: list[tuple[str, Any]], err: _Where) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            err.fail("", f"key {k!r} appears twice in one object; merge the two")
+        out[k] = v
+    return out
+
+
+def _check_duplicates(node: Any, err: _Where) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                err.fail(f"line {key.start_mark.line + 1}",
+                         f"key {key.value!r} appears twice in one mapping; merge the two")
+            seen.add(key.value)
+            _check_duplicates(value, err)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicates(item, err)
+
+
+_TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "period", "alerts",
+        "dashboards", "kubernetes")
+
+
+def from_doc(doc: Any, source: str) -> MixinConfig:
+    """A parsed --config document -> MixinConfig over the defaults."""
+    err = _Where(source)
+    if doc is None:
+        return replace(DEFAULT_CONFIG, source=source)
+    d = _mapping(doc, "", _TOP, err)
+    selector: tuple[Matcher, ...] = ()
+    if "selector" in d:
+        try:
+            selector = parse_selector(_str(d["selector"], "selector", err))
+        except ValueError as e:
+            err.fail("", str(e))
+    price = d.get("price_per_1000_metrics", DEFAULT_CONFIG.price_per_1000_metrics)
+    if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+        err.fail("price_per_1000_metrics", "must be a number of US dollars >= 0, e.g. 0.01")
+    return MixinConfig(
+        selector=selector,
+        labels=_labels(d.get("labels"), "labels", err),
+        group_by=tuple(_label_name(x, f"group_by[{i}]", err)
+                       for i, x in enumerate(_list(d.get("group_by"), "group_by", err))),
+        price_per_1000_metrics=float(price),
+        period=_period(d.get("period", DEFAULT_CONFIG.period), err),
+        alerts=_alerts(d.get("alerts"), err),
+        dashboards=_dashboards(d.get("dashboards"), err),
+        kubernetes=_kubernetes(d.get("kubernetes"), err),
+        source=source,
+    )
+
+
+def _alerts(doc: Any, err: _Where) -> dict[str, AlertSettings]:
+    out = dict(ALERT_DEFAULTS)
+    if doc is None:
+        return out
+    for name, section in _mapping(doc, "alerts", ALERT_DEFAULTS, err).items():
+        out[name] = _alert(name, section, err)
+    return out
+
+
+def _alert(name: str, doc: Any, err: _Where) -> AlertSettings:
+    where = f"alerts.{name}"
+    base = ALERT_DEFAULTS[name]
+    keys = ["for", "severity", "range", "enabled", "labels"]
+    if name not in NO_THRESHOLD:
+        keys.append("threshold")
+    if base.min_traffic is not None:
+        keys.append("min_traffic")
+    d = _mapping(doc if doc is not None else {}, where, keys, err)
+    a = base
+    if "threshold" in d:
+        a = replace(a, threshold=_number(d["threshold"], f"{where}.threshold", err))
+    if "min_traffic" in d:
+        a = replace(a, min_traffic=_number(d["min_traffic"], f"{where}.min_traffic", err))
+    if "for" in d:
+        a = replace(a, for_=_duration(d["for"], f"{where}.for", err))
+    if "range" in d:
+        text = _duration(d["range"], f"{where}.range", err)
+        if name not in SELF_ALERTS and parse_duration(text) < MIN_DATA_RANGE:
+            err.fail(f"{where}.range", f"{text} is too short: lbscrape's samples arrive "
+                     "the settle delay plus one period (3-4 minutes) late, so a range "
+                     "under 5m often holds no sample; use at least 5m")
+        a = replace(a, range=text)
+    if "severity" in d:
+        a = replace(a, severity=_str(d["severity"], f"{where}.severity", err))
+    if "enabled" in d:
+        if not isinstance(d["enabled"], bool):
+            err.fail(f"{where}.enabled", "must be true or false")
+        a = replace(a, enabled=d["enabled"])
+    if "labels" in d:
+        a = replace(a, labels=_labels(d["labels"], f"{where}.labels", err))
+    return a
+
+
+def _dashboards(doc: Any, err: _Where) -> DashboardSettings:
+    base = DashboardSettings()
+    if doc is None:
+        return base
+    d = _mapping(doc, "dashboards", ("refresh", "time_from", "tags", "timezone"), err)
+    tags = tuple(_str(t, f"dashboards.tags[{i}]", err)
+                 for i, t in enumerate(_list(d.get("tags"), "dashboards.tags", err)))
+    return DashboardSettings(
+        refresh=_str(d.get("refresh", base.refresh), "dashboards.refresh", err),
+        time_from=_str(d.get("time_from", base.time_from), "dashboards.time_from", err),
+        # The lbscrape tag stays first: the dashboards' links to each other use it.
+        tags=base.tags + tuple(t for t in tags if t not in base.tags),
+        timezone=_str(d.get("timezone", base.timezone), "dashboards.timezone", err),
+    )
+
+
+def _kubernetes(doc: Any, err: _Where) -> KubernetesSettings:
+    base = KubernetesSettings()
+    if doc is None:
+        return base
+    d = _mapping(doc, "kubernetes", ("namespace", "labels", "folder"), err)
+    namespace = _str(d.get("namespace", base.namespace), "kubernetes.namespace", err)
+    if not DNS_LABEL.fullmatch(namespace):
+        err.fail("kubernetes.namespace", f"{namespace!r} is not a Kubernetes namespace")
+    return KubernetesSettings(
+        namespace=namespace,
+        labels=_labels(d.get("labels"), "kubernetes.labels", err, k8s=True),
+        folder=_str(d.get("folder", base.folder), "kubernetes.folder", err),
+    )
+
+
+def _mapping(value: Any, where: str, allowed: Iterable[str], err: _Where) -> dict[str, Any]:
+    allowed = list(allowed)
+    if not isinstance(value, dict):
+        err.fail(where, "must be a mapping" + (f" with {', '.join(allowed)}"
+                                              if len(allowed) < 8 else ""))
+    for key in value:
+        if key not in allowed:
+            found = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean {found[0]}?)" if found else ""
+            known = f"; allowed: {', '.join(allowed)}" if len(allowed) < 10 or not found else ""
+            err.fail(f"{where}.{key}" if where else str(key),
+                     f"unknown key {key!r}{hint}{known}")
+    return value
+
+
+def _list(value: Any, where: str, err: _Where) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        err.fail(where, "must be a list")
+    return value
+
+
+def _str(value: Any, where: str, err: _Where) -> str:
+    if not isinstance(value, str) or not value:
+        err.fail(where, "must be a non-empty string")
+    return value
+
+
+def _period(value: Any, err: _Where) -> str:
+    text = _duration(value, "period", err)
+    if parse_duration(text) % 60:
+        err.fail("period", f"{text} is not a multiple of 60s, as lbscrape's --period is")
+    return text
+
+
+def _number(value: Any, where: str, err: _Where) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        err.fail(where, "must be a number")
+    return float(value)
+
+
+def _duration(value: Any, where: str, err: _Where) -> str:
+    text = _str(value, where, err)
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        err.fail(where, str(e))
+    return text
+
+
+def _label_name(value: Any, where: str, err: _Where) -> str:
+    if not isinstance(value, str) or not LABEL_NAME.fullmatch(value) or \
+            value.startswith("__"):
+        err.fail(where, f"{value!r} is not a Prometheus label name")
+    return value
+
+
+_K8S_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*"
+                            r"[A-Za-z0-9])?")
+_K8S_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+def _labels(value: Any, where: str, err: _Where, k8s: bool = False
+            ) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        err.fail(where, "must be a mapping of label names to values, e.g. {team: payments}")
+    out = []
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            err.fail(f"{where}.{k}", "must be a string")
+        text = str(v)
+        if k8s:
+            if not isinstance(k, str) or not _K8S_LABEL_KEY.fullmatch(k):
+                err.fail(f"{where}.{k}", f"{k!r} is not a Kubernetes label key")
+            if not _K8S_LABEL_VALUE.fullmatch(text):
+                err.fail(f"{where}.{k}", f"{text!r} is not a Kubernetes label value")
+        else:
+            _label_name(k, f"{where}.{k}", err)
+            if k in ("alertname", "severity"):
+                err.fail(f"{where}.{k}", f"{k} is set by the alert itself; use "
+                         "alerts.NAME.severity for the severity")
+        out.append((str(k), text))
+    return tuple(out)
