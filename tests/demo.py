@@ -14,6 +14,7 @@ import math
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,7 @@ def main() -> int:
         prom.cleanup()
         kube.stop()
         moto.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the kubeconfig and the mixin's files
 
 
 def show(prom: world.Prometheus) -> None:
