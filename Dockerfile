@@ -22,7 +22,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY . .
+COPY pyproject.toml constraints.txt README.md ./
+COPY lbscrape/ lbscrape/
 # A URL without credentials (those go in the netrc secret); empty: pip's default index.
 ARG PIP_INDEX_URL
 # A venv without pip of its own: the base's pip installs into it (--python), so neither pip
@@ -53,14 +54,14 @@ RUN pip --python /opt/lbscrape/bin/python uninstall -y aiohttp aiohttp-retry \
  && ! grep -v -E '^kubernetes [^ ]+ requires aiohttp(-retry)?, which is not installed\.$' \
       /tmp/pip-check \
  && rm /tmp/pip-check
-# botocore carries the API models of all 440 AWS services (21 MB). Kept: the services
-# lbscrape makes clients of (every session.client("...") in its source, so a new one is
-# kept by itself) and those botocore's credential providers call: sts (assume role, web
-# identity as with IRSA), sso, sso-oidc and signin. Each kept model is loaded as a check.
-RUN keep="$(grep -rhoE '\.client\("[a-z0-9-]+"' /src/lbscrape | cut -d'"' -f2 | sort -u)" \
- && [ -n "$keep" ] && keep="$keep sts sso sso-oidc signin" && echo "botocore models kept:" $keep \
+# botocore carries the API models of all 440 AWS services (21 MB). Kept: the ones
+# lbscrape.aws.session names (the services it makes clients of, which its client() enforces,
+# and those botocore's credential providers call). Each kept model is loaded as a check.
+RUN keep="$(/opt/lbscrape/bin/python -c \
+      'from lbscrape.aws.session import BOTOCORE_MODELS; print(*BOTOCORE_MODELS)')" \
+ && [ -n "$keep" ] && echo "botocore models kept:" $keep \
  && for d in python3.*/site-packages/botocore/data/*/; do \
-      case " $(echo $keep) " in *" $(basename "$d") "*) ;; *) rm -r "$d" ;; esac; \
+      case " $keep " in *" $(basename "$d") "*) ;; *) rm -r "$d" ;; esac; \
     done \
  && /opt/lbscrape/bin/python -c 'import sys, botocore.session; s = botocore.session.Session(); \
       [s.get_service_model(n) for n in sys.argv[1:]]' $keep

@@ -80,6 +80,17 @@ def test_concurrent_writers_merge_latest_per_load_balancer(kube):
     assert ends == {"a": 120 + 60 * 3, "b": 60, **{f"only-{i}": 60 for i in range(4)}}
 
 
+def test_nine_shards_storing_at_once_all_store(kube):
+    """The worst case of 9 writers from stale bases: 9 conflicts in a row, then it stores."""
+    s = store(kube)
+    s.save(s.load(), {"other-shard": 60})
+    stale = s.load()
+    s.save(stale, {"other-shard": 120})
+    kube.inject("PUT", "/configmaps/", 409, times=8)
+    assert s.save(stale, {"mine": 60}).ends == {"other-shard": 120, "mine": 60}
+    assert store(kube).load().ends == {"other-shard": 120, "mine": 60}
+
+
 def test_overlapping_runs_corrupt_nothing_and_change_no_sample(aws, kube, prometheus):
     """A manual run while the CronJob runs: two real lbscrape processes at once."""
     scene = Scene(aws, kube, prometheus)

@@ -6,7 +6,10 @@ exactly the Kubernetes permissions the code uses, a CronJob that cannot pile up 
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -225,3 +228,130 @@ def test_dockerfile_runs_lbscrape_as_non_root():
 @pytest.mark.parametrize("name", ["Dockerfile", ".dockerignore"])
 def test_docker_files_exist(name):
     assert (ROOT / name).is_file()
+
+
+def test_the_image_keeps_the_botocore_model_of_every_service_lbscrape_calls():
+    import re
+
+    from lbscrape.aws import session
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "from lbscrape.aws.session import BOTOCORE_MODELS" in dockerfile
+    called = set()
+    for path in (ROOT / "lbscrape").rglob("*.py"):
+        text = path.read_text()
+        called |= set(re.findall(r"aws\.client\(\s*[\w.]+,\s*\"([a-z0-9-]+)\"", text))
+    assert called == set(session.SERVICES)
+    assert set(session.SERVICES) <= set(session.BOTOCORE_MODELS)
+    with pytest.raises(ValueError, match="SERVICES"):
+        session.client(session.session("us-east-1"), "s3")
+
+
+# --- the sharded overlay (cronjob-sharded/) ---------------------------------------------
+
+SHARDED = ROOT / "cronjob-sharded"
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    """Strategic merge as kustomize does it for these manifests: maps merge, null deletes,
+    lists of named maps (containers, env) merge by name, other lists are replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = _merge(base[k], v) if k in base else v
+        return out
+    if isinstance(base, list) and isinstance(patch, list) and all(
+            isinstance(x, dict) and "name" in x for x in base + patch):
+        old = {x["name"]: x for x in base}
+        new = {x["name"]: x for x in patch}
+        return [_merge(old[n], new[n]) if n in old else new[n] for n in new] + [
+            x for x in base if x["name"] not in new]
+    return patch
+
+
+def _render(path: Path) -> list[dict[str, Any]]:
+    """A kustomization's objects: its resources (files, or directories rendered first),
+    then its namespace and labels, then its patches."""
+    (kust,) = _load_yaml(path / "kustomization.yaml")
+    objects: list[dict[str, Any]] = []
+    for res in kust.get("resources", []):
+        objects += _render(path / res) if (path / res).is_dir() else _load_yaml(path / res)
+    for obj in objects:
+        meta = obj["metadata"]
+        if "namespace" in kust and not obj["kind"].startswith("Cluster"):
+            meta["namespace"] = kust["namespace"]
+        for block in kust.get("labels", []):
+            meta["labels"] = {**meta.get("labels", {}), **block["pairs"]}
+    for p in kust.get("patches", []):
+        (patch,) = yaml.safe_load_all(p["patch"])
+        for i, obj in enumerate(objects):
+            if obj["kind"] == p["target"]["kind"] and \
+                    obj["metadata"]["name"] == p["target"]["name"]:
+                objects[i] = _merge(obj, patch)
+    return objects
+
+
+def _canonical(objects: list[dict[str, Any]]) -> list[str]:
+    def norm(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: norm(v) for k, v in x.items()}
+        if isinstance(x, list):
+            items = [norm(v) for v in x]
+            named = all(isinstance(v, dict) and "name" in v for v in items)
+            return sorted(items, key=lambda v: v["name"]) if named and items else items
+        return x
+    return sorted(json.dumps(norm(o), sort_keys=True) for o in objects)
+
+
+def _cronjob(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (cronjob,) = [o for o in objects if o["kind"] == "CronJob"]
+    return cronjob
+
+
+def test_sharded_overlay_runs_n_shards_as_one_indexed_job_a_minute():
+    base, sharded = _render(BASE), _render(SHARDED)
+    job = _cronjob(sharded)["spec"]["jobTemplate"]["spec"]
+    (container,) = job["template"]["spec"]["containers"]
+    n = int({e["name"]: e.get("value") for e in container["env"]}["LBSCRAPE_SHARDS"])
+    assert n >= 2
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"] == n  # every shard, all at once
+    # One failing shard must not end the others (a Job-wide backoffLimit: 0 would).
+    assert job["backoffLimitPerIndex"] == 0 and "backoffLimit" not in job
+    # Everything else is the base's: schedule, no overlap, deadline, the pod, RBAC.
+    expected = copy.deepcopy(_cronjob(base))
+    base_job = expected["spec"]["jobTemplate"]["spec"]
+    del base_job["backoffLimit"]
+    base_job.update(completionMode="Indexed", completions=n, parallelism=n,
+                    backoffLimitPerIndex=0)
+    base_job["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "LBSCRAPE_SHARDS", "value": str(n)})
+    assert _canonical([_cronjob(sharded)]) == _canonical([expected])
+    assert _canonical([o for o in sharded if o["kind"] != "CronJob"]) == \
+        _canonical([o for o in base if o["kind"] != "CronJob"])
+
+
+def test_sharded_overlay_pods_are_the_shards_of_run():
+    # What each pod's `lbscrape run` makes of LBSCRAPE_SHARDS and its JOB_COMPLETION_INDEX.
+    from lbscrape.core.shard import Shard, parse_shard
+
+    job = _cronjob(_render(SHARDED))["spec"]["jobTemplate"]["spec"]
+    (container,) = job["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    run = cli.commands["run"]
+    assert "LBSCRAPE_SHARDS" in {str(p.envvar) for p in run.params if p.envvar}
+    assert [parse_shard(None, env["LBSCRAPE_SHARDS"], str(i))
+            for i in range(job["completions"])] == \
+        [Shard(i, job["completions"]) for i in range(job["completions"])]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+@pytest.mark.parametrize("path", [BASE, SHARDED], ids=["base", "sharded"])
+def test_kubectl_kustomize_renders_what_these_tests_check(path):
+    # Where kubectl is at hand, the small renderer above is checked against kustomize's.
+    out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert _canonical([d for d in yaml.safe_load_all(out) if d]) == _canonical(_render(path))

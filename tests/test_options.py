@@ -82,3 +82,38 @@ def test_backfill_settings_need_exactly_one_destination():
 def test_backfill_settings_check_the_period():
     with pytest.raises(ConfigError, match="^--period:"):
         backfill_settings(BackfillOptions(start="-1h", cluster="c", output="a.om", period="90s"))
+
+
+def test_smoke_settings():
+    from lbscrape.core.options import SmokeOptions, smoke_settings
+
+    with pytest.raises(ConfigError, match="^--cluster:"):
+        smoke_settings(SmokeOptions(remote_write_url=URL))
+    with pytest.raises(ConfigError, match="^--remote-write-url:"):
+        smoke_settings(SmokeOptions(cluster="c"))
+    with pytest.raises(ConfigError, match="^--label:"):
+        smoke_settings(SmokeOptions(no_write=True, labels=("bad",)))
+    s = smoke_settings(SmokeOptions(cluster=" c ", remote_write_url=URL, labels=("a=b",)))
+    assert (s.cluster, s.static_labels, s.remote_write.url) == ("c", (("a", "b"),), URL)
+    assert smoke_settings(SmokeOptions(no_write=True)).remote_write is None
+
+
+def test_estimate_settings():
+    from lbscrape.core.options import EstimateOptions, estimate_settings
+
+    with pytest.raises(ConfigError, match="^--period:"):
+        estimate_settings(EstimateOptions(period="90s"))
+    with pytest.raises(ConfigError, match="^--interval:"):
+        estimate_settings(EstimateOptions(interval="0s"))
+    e = estimate_settings(EstimateOptions(interval="5m", selection=SelectionOptions((), ("kube",))))
+    assert (e.period, e.interval, e.exclude_namespaces) == (60, 300, ("kube",))
+
+
+def test_parse_to():
+    from lbscrape.core.options import parse_to
+
+    assert parse_to(None, 1000) is None
+    assert parse_to("-30m", 1795392000 + 59) == 1795392000 - 1800
+    assert parse_to("2026-11-23T00:00:30Z", 0) == 1795392000
+    with pytest.raises(ConfigError, match="^--to:"):
+        parse_to("yesterday", 0)

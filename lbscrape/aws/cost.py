@@ -8,10 +8,22 @@ from typing import Any
 
 from lbscrape.aws.cloudwatch import fetch_targets, plan_calls
 from lbscrape.core.catalog import DEFAULT, KINDS, Catalog
+from lbscrape.core.console import table
 from lbscrape.core.model import LoadBalancer, Window
+from lbscrape.core.shard import shard_of
 
 PRICE_PER_1000 = 0.01  # USD per 1,000 metrics requested, list price (us-east-1)
 MONTH = 30 * 86400
+
+
+@dataclass(frozen=True)
+class ShardCost:
+    """What one shard's run requests (`run --shard INDEX/COUNT`)."""
+
+    index: int
+    load_balancers: int
+    calls_per_run: int
+    metrics_per_run: int
 
 
 @dataclass
@@ -26,6 +38,8 @@ class Estimate:
     """prefix (alb_tg, nlb_tg) -> target groups whose metrics are fetched."""
     by_metric: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(prefix, prometheus name) -> metrics requested per run."""
+    shards: list[ShardCost] = field(default_factory=list)
+    """Per shard, when asked for (--shards): each packs its own calls."""
 
     @property
     def metrics_per_month(self) -> int:
@@ -36,7 +50,7 @@ class Estimate:
 
     def as_dict(self) -> dict[str, Any]:
         runs = self.fetching_runs_per_month
-        return {
+        out: dict[str, Any] = {
             "assumption": f"${PRICE_PER_1000} per 1,000 metrics requested (list price), "
                           "a 30-day month",
             "interval_seconds": self.interval, "period_seconds": self.period,
@@ -52,6 +66,12 @@ class Estimate:
                            "usd_per_month": round(self.dollars(n * runs), 2)}
                           for (prefix, name), n in sorted(self.by_metric.items())],
         }
+        if self.shards:
+            out["shards"] = [{"shard": c.index, "load_balancers": c.load_balancers,
+                              "per_run": {"get_metric_data_calls": c.calls_per_run,
+                                          "metrics_requested": c.metrics_per_run}}
+                             for c in self.shards]
+        return out
 
     def lines(self) -> list[str]:
         d = self.as_dict()
@@ -66,6 +86,10 @@ class Estimate:
             f"${d['per_month']['usd']:,.2f}",
             "",
         ]
+        if self.shards:
+            out += table([("SHARD", "LOAD BALANCERS", "CALLS/RUN", "METRICS/RUN")] + [
+                (f"{c.index}/{len(self.shards)}", str(c.load_balancers), str(c.calls_per_run),
+                 str(c.metrics_per_run)) for c in self.shards]) + [""]
         rows = [("TYPE", "METRIC", "METRICS/MONTH", "USD/MONTH")] + [
             (m["type"], m["metric"], f"{m['metrics_per_month']:,}", f"{m['usd_per_month']:.2f}")
             for m in d["by_metric"]]
@@ -77,15 +101,23 @@ class Estimate:
 
 
 def estimate(lbs: tuple[LoadBalancer, ...], period: int, interval: int,
-             catalog: Catalog = DEFAULT) -> Estimate:
-    """Steady state: each fetching run asks for the periods settled since the last one."""
+             catalog: Catalog = DEFAULT, shards: int | None = None) -> Estimate:
+    """Steady state: each fetching run asks for the periods settled since the last one.
+    With `shards`, also what each of that many shards requests."""
     step = max(interval, period)
     span = -(-step // period) * period
-    calls = plan_calls(fetch_targets(lbs, catalog, {lb.key: Window(0, span, period)
-                                                     for lb in lbs}))
-    est = Estimate(period, interval, calls_per_run=len(calls),
-                   metrics_per_run=sum(len(c.queries) for c in calls),
+
+    def calls(share: tuple[LoadBalancer, ...]) -> tuple[int, int]:
+        planned = plan_calls(fetch_targets(share, catalog, {lb.key: Window(0, span, period)
+                                                             for lb in share}))
+        return len(planned), sum(len(c.queries) for c in planned)
+
+    n_calls, n_metrics = calls(lbs)
+    est = Estimate(period, interval, calls_per_run=n_calls, metrics_per_run=n_metrics,
                    fetching_runs_per_month=MONTH // step)
+    for i in range(shards or 0):
+        share = tuple(lb for lb in lbs if shard_of(lb.key, shards or 1) == i)
+        est.shards.append(ShardCost(i, len(share), *calls(share)))
     for lb in lbs:
         est.lbs[KINDS[lb.type].prefix] += 1
         for spec in catalog.specs(lb.type):

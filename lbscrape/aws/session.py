@@ -10,6 +10,14 @@ import botocore.config
 
 from lbscrape.core.errors import ConfigError
 
+# Every AWS service lbscrape makes a client of. The container image keeps only these
+# botocore models (and CREDENTIAL_SERVICES'), read from here by the Dockerfile.
+SERVICES = ("elbv2", "elb", "cloudwatch")
+# Services botocore's own credential providers call: sts (assume role, web identity as with
+# IRSA), sso, sso-oidc and signin.
+CREDENTIAL_SERVICES = ("sts", "sso", "sso-oidc", "signin")
+BOTOCORE_MODELS = (*SERVICES, *CREDENTIAL_SERVICES)
+
 # Standard retry mode: exponential backoff with jitter on throttles, 5xx and timeouts.
 AWS_CONFIG = botocore.config.Config(retries={"mode": "standard", "max_attempts": 4},
                                     connect_timeout=5, read_timeout=10)
@@ -29,5 +37,8 @@ def session(region: str | None, profile: str | None = None) -> boto3.session.Ses
 
 
 def client(s: boto3.session.Session, service: str) -> Any:
-    """A client of `service` with lbscrape's retries and timeouts."""
+    """A client of `service` (one of SERVICES) with lbscrape's retries and timeouts."""
+    if service not in SERVICES:
+        # The image ships only these models: a new service must be added to SERVICES.
+        raise ValueError(f"{service} is not in lbscrape.aws.session.SERVICES")
     return s.client(service, config=AWS_CONFIG)

@@ -27,6 +27,9 @@ from lbscrape.core.options import DiscoverOptions
      help="Labels copied from the owner, as for run.")
 @selection_options
 @checkpoint_options(help_file="A local JSON checkpoint file instead of the ConfigMap.")
+@opt("--shards", default=None, metavar="COUNT",
+     help="Also show which of COUNT shards (run --shard, --shards) scrapes each load "
+          "balancer: a SHARD column, `shard` in JSON.")
 @kube_options
 @output_option
 def discover(**options: Any) -> int:

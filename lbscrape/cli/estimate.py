@@ -25,6 +25,8 @@ from lbscrape.core.options import EstimateOptions
 @opt("--interval", default="1m", help="How often the CronJob runs (its schedule).")
 @opt("--metrics-config", default=None, metavar="FILE",
      help="The metrics config `run` uses (default: the default catalog).")
+@opt("--shards", default=None, metavar="COUNT",
+     help="Also show what each of COUNT shards (run --shard, --shards) requests per run.")
 @selection_options
 @kube_options
 @output_option

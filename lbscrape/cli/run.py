@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from lbscrape.cli.options import (
     selection_options,
 )
 from lbscrape.core.options import RunOptions
+from lbscrape.core.shard import INDEX_ENV
 
 
 @click.command()
@@ -59,6 +61,13 @@ from lbscrape.core.options import RunOptions
           "period in which the load balancer had traffic.")
 @opt("--dry-run", is_flag=True, default=False,
      help="Discover, resolve and fetch, print the samples; write nothing, move no checkpoint.")
+@opt("--shard", default=None, metavar="INDEX/COUNT",
+     help="Scrape only shard INDEX (0 to COUNT-1) of the load balancers, split by a stable "
+          "hash of their key; COUNT runs, one per INDEX, together scrape them all once. "
+          "Shards may share one checkpoint ConfigMap.")
+@opt("--shards", default=None, metavar="COUNT",
+     help=f"As --shard, with INDEX from {INDEX_ENV}, which Kubernetes sets in each pod of an "
+          "Indexed Job (see cronjob/overlays/sharded).")
 @kube_options
 @log_format_option
 @now_option
@@ -73,4 +82,4 @@ def run(**options: Any) -> int:
     """
     from lbscrape.flows.run import execute
 
-    return execute(RunOptions(**options), console())
+    return execute(RunOptions(**options, completion_index=os.environ.get(INDEX_ENV)), console())

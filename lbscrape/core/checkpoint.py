@@ -17,7 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Container, Mapping
 from dataclasses import dataclass, field
 
 from lbscrape.core.errors import CheckpointError
@@ -59,10 +59,11 @@ def decode(text: str, where: str, kind: str = "ConfigMap") -> dict[str, int]:
         ) from e
 
 
-def prune(ends: Mapping[str, int], before: int, keep: Collection[str]) -> dict[str, int]:
+def prune(ends: Mapping[str, int], before: int, *keep: Container[str]) -> dict[str, int]:
     """Forget load balancers not seen this run whose checkpoint is older than `before`
-    (deleted, or moved to another cluster), so the ConfigMap stays far below 1 MiB."""
-    return {k: v for k, v in ends.items() if v >= before or k in keep}
+    (deleted, or moved to another cluster), so the ConfigMap stays far below 1 MiB. A key
+    in any of `keep` stays (a shard's keep holds every other shard's keys)."""
+    return {k: v for k, v in ends.items() if v >= before or any(k in c for c in keep)}
 
 
 def reset(ends: Mapping[str, int], keys: Collection[str] | None, to: int | None
@@ -92,14 +93,14 @@ class SavingStore:
         raise NotImplementedError
 
     def save(self, base: Checkpoint, updates: Mapping[str, int],
-             expire_before: int | None = None, keep: Collection[str] = ()) -> Checkpoint:
+             expire_before: int | None = None, keep: Container[str] = ()) -> Checkpoint:
         """Store `updates` on top of `base`, pruning entries older than `expire_before`
         that are not in `keep` or `updates`; returns what was stored."""
 
         def apply(current: Mapping[str, int]) -> dict[str, int]:
             ends = merge(current, updates)
             if expire_before is not None:
-                ends = prune(ends, expire_before, {*keep, *updates})
+                ends = prune(ends, expire_before, keep, updates)
             return ends
 
         return self.update(base, apply)

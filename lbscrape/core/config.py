@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from lbscrape.core.catalog import DEFAULT, Catalog
 from lbscrape.core.errors import ConfigError
+from lbscrape.core.shard import Shard
 
 # Labels lbscrape sets itself; a static label may not replace them.
 CONTRACT_LABELS = frozenset(
@@ -106,6 +107,8 @@ class RunConfig:
     """Labels and annotations of the owner copied into Prometheus labels (--label-from)."""
     events: bool = True
     """Record Warning Events on owners whose load balancer or annotations are wrong."""
+    shard: Shard | None = None
+    """Only the load balancers of this shard (--shard, --shards); None: all."""
     self_metrics: bool = True
     """Write lbscrape's own series (lbscrape_run_*, lag, build info) after each run."""
 

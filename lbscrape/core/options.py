@@ -31,6 +31,7 @@ from lbscrape.core.config import (
 )
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.model import parse_isotime
+from lbscrape.core.shard import parse_count, parse_shard
 
 DEFAULT_CHECKPOINT_NAME = "lbscrape-checkpoint"
 
@@ -127,6 +128,12 @@ class RunOptions:
     dry_run: bool = False
     log_format: str | None = None
     now: str | None = None
+    shard: str | None = None
+    """--shard INDEX/COUNT."""
+    shards: str | None = None
+    """--shards COUNT, the index from `completion_index`."""
+    completion_index: str | None = None
+    """JOB_COMPLETION_INDEX as the environment has it (an Indexed Job's pod)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,8 @@ class DiscoverOptions:
     checkpoint: CheckpointOptions = CheckpointOptions()
     kube: KubeOptions = KubeOptions()
     output: str = "table"
+    shards: str | None = None
+    """--shards COUNT: show each load balancer's shard."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,8 @@ class EstimateOptions:
     selection: SelectionOptions = SelectionOptions()
     kube: KubeOptions = KubeOptions()
     output: str = "table"
+    shards: str | None = None
+    """--shards COUNT: also what each shard requests."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +235,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
     if retention <= window.max_catchup:
         raise ConfigError("--checkpoint-retention: must be longer than --max-catchup "
                           f"({window.max_catchup}s); default 7d")
+    shard = parse_shard(o.shard, o.shards, o.completion_index)
     deadline = parse_duration(o.deadline, "--deadline")
     if deadline <= 0:
         raise ConfigError("--deadline: must be positive (default 50s)")
@@ -246,6 +258,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         checkpoint=location,
         catalog=catalog, zero_fill=o.zero_fill,
         namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
+        shard=shard,
         self_metrics=o.self_metrics,
     )
     return RunSettings(cfg, deadline, at)
@@ -283,6 +296,63 @@ def backfill_settings(o: BackfillOptions) -> BackfillSettings:
         f"remote-write {redact_url(rw.url) if rw else ''}"
     return BackfillSettings(parse_now(o.now), period, settle, catalog, static, rules, rw,
                             destination)
+
+
+@dataclass(frozen=True)
+class SmokeSettings:
+    """A validated smoke test; remote_write is None with --no-write."""
+
+    cluster: str
+    static_labels: tuple[tuple[str, str], ...]
+    remote_write: RemoteWriteSettings | None
+
+
+def smoke_settings(o: SmokeOptions) -> SmokeSettings:
+    static = parse_labels(o.labels)
+    rw = None
+    if not o.no_write:
+        if not (o.cluster or "").strip():
+            raise ConfigError("--cluster: required unless --no-write (or set "
+                              "LBSCRAPE_CLUSTER)")
+        if not o.remote_write_url:
+            raise ConfigError("--remote-write-url: required unless --no-write (or set "
+                              "LBSCRAPE_REMOTE_WRITE_URL)")
+        rw = o.remote_write.settings(o.remote_write_url)
+    o.checkpoint.check()
+    return SmokeSettings((o.cluster or "").strip(), static, rw)
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    period: int
+    interval: int
+    """Seconds between runs (the CronJob's schedule)."""
+    catalog: Catalog
+    namespaces: tuple[str, ...]
+    exclude_namespaces: tuple[str, ...]
+    shards: int | None = None
+    """--shards: also what each of this many shards requests."""
+
+
+def estimate_settings(o: EstimateOptions) -> EstimateSettings:
+    period = parse_duration(o.period, "--period")
+    interval = parse_duration(o.interval, "--interval")
+    if period <= 0 or period % 60:
+        raise ConfigError(f"--period: {period}s is not a positive multiple of 60s")
+    if interval <= 0:
+        raise ConfigError("--interval: must be positive")
+    catalog = load_catalog(o.metrics_config)
+    return EstimateSettings(period, interval, catalog, *o.selection.parsed(),
+                            shards=parse_count(o.shards))
+
+
+def parse_to(to: str | None, now: int) -> int | None:
+    """checkpoint reset --to: a time, or a time ago (-30m), on a minute boundary; None:
+    forget the checkpoint."""
+    if to is None:
+        return None
+    at = now - parse_duration(to[1:], "--to") if to.startswith("-") else parse_time(to, "--to")
+    return at // 60 * 60
 
 
 def load_catalog(path: str | None) -> Catalog:

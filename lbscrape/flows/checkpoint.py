@@ -7,11 +7,10 @@ import time
 from collections.abc import Sequence
 
 from lbscrape.core.checkpoint import FileStore, reset
-from lbscrape.core.config import parse_duration
 from lbscrape.core.console import Console, ago, fail, table
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.model import CLASSIC_KEY_PREFIX, isotime
-from lbscrape.core.options import CheckpointOptions, KubeOptions, parse_time
+from lbscrape.core.options import CheckpointOptions, KubeOptions, parse_to
 from lbscrape.kube.checkpoint_store import ConfigMapStore
 from lbscrape.kube.client import make_api_client
 
@@ -55,19 +54,10 @@ def show(checkpoint: CheckpointOptions, kube: KubeOptions, output: str,
     return ExitStatus.OK
 
 
-def parse_to(to: str | None) -> int | None:
-    """--to: a time, or a time ago (-30m), on a minute boundary; None: forget."""
-    if to is None:
-        return None
-    at = (int(time.time()) - parse_duration(to[1:], "--to") if to.startswith("-")
-          else parse_time(to, "--to"))
-    return at // 60 * 60
-
-
 def reset_checkpoints(checkpoint: CheckpointOptions, kube: KubeOptions,
                       names: Sequence[str], to: str | None, console: Console) -> int:
     try:
-        at = parse_to(to)
+        at = parse_to(to, int(time.time()))
         store = open_store(checkpoint, kube)
         current = store.load()
         keys = None

@@ -17,6 +17,7 @@ from lbscrape.core.console import Console, ago, fail, table
 from lbscrape.core.errors import ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer
 from lbscrape.core.options import DiscoverOptions
+from lbscrape.core.shard import parse_count, shard_of
 from lbscrape.flows.checkpoint import open_store
 from lbscrape.kube import discovery, owner_labels
 from lbscrape.kube.client import make_api_client
@@ -33,6 +34,8 @@ class Found:
     ends: dict[str, int]
     region: str
     static: tuple[tuple[str, str], ...]
+    shards: int | None = None
+    """--shards: show each load balancer's shard of this many."""
 
 
 def execute(o: DiscoverOptions, console: Console) -> int:
@@ -52,6 +55,7 @@ def execute(o: DiscoverOptions, console: Console) -> int:
 def _find(o: DiscoverOptions) -> Found:
     static = parse_labels(o.labels)
     rules = parse_labels_from(o.label_from)
+    shards = parse_count(o.shards)
     selection = owner_labels.Selection.of(*o.selection.parsed())
     store = open_store(o.checkpoint, o.kube)
     kube, _ = make_api_client(o.kube.kubeconfig, o.kube.context)
@@ -64,7 +68,7 @@ def _find(o: DiscoverOptions) -> Found:
     # Shown whatever the catalog fetches: which Service each target group serves.
     lbs = find_target_groups(chosen.load_balancers, elbv2,
                              lambda: discovery.target_group_bindings(kube))
-    return Found(tuple(lbs), chosen, res, ends, str(s.region_name), static)
+    return Found(tuple(lbs), chosen, res, ends, str(s.region_name), static, shards)
 
 
 def _report(f: Found, cluster: str, now: int) -> dict[str, list[dict[str, Any]]]:
@@ -79,7 +83,8 @@ def _report(f: Found, cluster: str, now: int) -> dict[str, list[dict[str, Any]]]
             {"name": tg.name, "target_group": tg.dimension,
              "binding": {"namespace": tg.binding.namespace,
                          "service": tg.binding.service, "port": tg.binding.port}
-             if tg.binding else None} for tg in lb.target_groups]}
+             if tg.binding else None} for tg in lb.target_groups],
+        **({"shard": shard_of(lb.key, f.shards)} if f.shards else {})}
         for lb in f.lbs for owner in lb.owners if owner not in skipped_owners]
     skipped = [{"kind": o.kind, "namespace": o.namespace, "name": o.name, "reason": why}
                for o, why in f.chosen.skipped]
@@ -95,9 +100,11 @@ def _report(f: Found, cluster: str, now: int) -> dict[str, list[dict[str, Any]]]
 
 
 def _lines(report: dict[str, list[dict[str, Any]]], f: Found) -> list[str]:
-    out = table([("OBJECT", "LOAD BALANCER", "TYPE", "MATCHED BY", "DIMENSION", "LAG",
+    shard = ("SHARD",) if f.shards else ()
+    out = table([("OBJECT", "LOAD BALANCER", *shard, "TYPE", "MATCHED BY", "DIMENSION", "LAG",
                   "LABELS")] + [
-        (f"{r['kind']} {r['namespace']}/{r['name']}", r["load_balancer_name"], r["type"],
+        (f"{r['kind']} {r['namespace']}/{r['name']}", r["load_balancer_name"],
+         *((f"{r['shard']}/{f.shards}",) if f.shards else ()), r["type"],
          r["matched_by"] or "-", r["load_balancer"],
          "-" if r["lag_seconds"] is None else ago(r["lag_seconds"]),
          ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())))

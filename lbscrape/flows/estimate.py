@@ -11,11 +11,10 @@ from lbscrape.aws import cost
 from lbscrape.aws import session as aws
 from lbscrape.aws.resolve import ElbClient, find, find_target_groups
 from lbscrape.core.catalog import DEFAULT, Catalog
-from lbscrape.core.config import parse_duration
 from lbscrape.core.console import Console, fail
-from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
+from lbscrape.core.errors import ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer
-from lbscrape.core.options import EstimateOptions, load_catalog
+from lbscrape.core.options import EstimateOptions, estimate_settings
 from lbscrape.kube import owner_labels
 from lbscrape.kube.client import make_api_client
 from lbscrape.kube.discovery import discover, target_group_bindings
@@ -30,23 +29,17 @@ def discover_lbs(kube: k8s.ApiClient, elbv2: ElbClient, elb: ElbClient,
 
 def execute(o: EstimateOptions, console: Console) -> int:
     try:
-        period = parse_duration(o.period, "--period")
-        interval = parse_duration(o.interval, "--interval")
-        if period <= 0 or period % 60:
-            raise ConfigError(f"--period: {period}s is not a positive multiple of 60s")
-        if interval <= 0:
-            raise ConfigError("--interval: must be positive")
-        catalog = load_catalog(o.metrics_config)
-        selection = owner_labels.Selection.of(*o.selection.parsed())
+        want = estimate_settings(o)
+        selection = owner_labels.Selection.of(want.namespaces, want.exclude_namespaces)
         kube, _ = make_api_client(o.kube.kubeconfig, o.kube.context)
         s = aws.session(o.region)
         lbs = owner_labels.scraped(
-            discover_lbs(kube, aws.client(s, "elbv2"), aws.client(s, "elb"), catalog,
+            discover_lbs(kube, aws.client(s, "elbv2"), aws.client(s, "elb"), want.catalog,
                          o.cluster.strip()),
             selection)
     except (LbscrapeError, BotoCoreError) as e:
         return fail(console, e)
-    est = cost.estimate(lbs, period, interval, catalog)
+    est = cost.estimate(lbs, want.period, want.interval, want.catalog, want.shards)
     if o.output == "json":
         console.out(json.dumps(est.as_dict(), indent=2))
     else:

@@ -10,7 +10,7 @@ import logging
 import shlex
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ MAX_NAMES_IN_COMMAND = 20
 class CheckpointStore(Protocol):
     def load(self) -> Checkpoint: ...
     def save(self, base: Checkpoint, updates: dict[str, int], expire_before: int | None = None,
-             keep: Collection[str] = ()) -> Checkpoint: ...
+             keep: Container[str] = ()) -> Checkpoint: ...
 
 
 @dataclass
@@ -149,6 +149,10 @@ def _discover(cfg: RunConfig, clients: Clients, result: RunResult
     chosen = owner_labels.plan(
         owners, resolution.load_balancers, resolution.unresolved,
         owner_labels.Selection.of(cfg.namespaces, cfg.exclude_namespaces), cfg.label_from)
+    if cfg.shard is not None:  # every shard discovers everything, then keeps its share
+        everything = chosen.load_balancers
+        chosen = chosen.for_shard(cfg.shard)
+        result.counters["lbs_other_shards"] = len(everything) - len(chosen.load_balancers)
     # Only for the scraped load balancers, and only if the catalog wants target groups.
     lbs = find_target_groups(chosen.load_balancers, clients.elbv2,
                              lambda: target_group_bindings(clients.kube),
@@ -251,9 +255,10 @@ def _store_checkpoints(cfg: RunConfig, store: CheckpointStore, checkpoint: Check
         result.failed[by_key[key].name] = reason
     expire_before = now - cfg.checkpoint_retention
     present = {lb.key for lb in lbs}
-    expired = [k for k, end in checkpoint.ends.items() if end < expire_before and k not in present]
+    keep = present if cfg.shard is None else cfg.shard.keep(present)
+    expired = [k for k, end in checkpoint.ends.items() if end < expire_before and k not in keep]
     if updates or expired:
-        store.save(checkpoint, updates, expire_before=expire_before, keep=present)
+        store.save(checkpoint, updates, expire_before=expire_before, keep=keep)
         if expired:
             log.info("forgot the checkpoints of %d load balancers not seen for longer than "
                      "--checkpoint-retention", len(expired))
@@ -328,7 +333,9 @@ def _publish(cfg: RunConfig, clients: Clients, result: RunResult, now: int, star
     duration = time.monotonic() - started
     c = result.counters
     series = self_metrics.build(self_metrics.RunReport(
-        labels={**dict(cfg.static_labels), "cluster": cfg.cluster, "region": cfg.region},
+        labels={**dict(cfg.static_labels), "cluster": cfg.cluster, "region": cfg.region,
+                # Shards run at once: each its own series (its load balancers' lags are).
+                **({"shard": str(cfg.shard)} if cfg.shard else {})},
         timestamp_ms=round(time.time() * 1000), end=now + duration, exit_code=int(code),
         duration=duration, version=__version__,
         load_balancers={"found": c["lbs_resolved"], "written": c["lbs_written"],
@@ -406,7 +413,8 @@ def _summary(result: RunResult, started: float, *, dry_run: bool,
     c = result.counters
     keys = ["owners", "lbs_found", "lbs_resolved", "unresolved", "lbs_written", "gmd_calls",
             "metrics_requested", "samples_written", "samples_rejected", "remote_write_requests",
-            "samples_zero_filled", "owners_skipped", "events_recorded", "target_groups"]
+            "samples_zero_filled", "owners_skipped", "events_recorded", "target_groups",
+            "lbs_other_shards"]
     if dry_run:
         keys = [k for k in keys if k not in ("lbs_written", "samples_written", "samples_rejected",
                                               "remote_write_requests", "events_recorded")

@@ -130,6 +130,7 @@ def describe(cfg: RunConfig) -> str:
         "namespaces=" + ",".join(cfg.namespaces),
         "exclude_namespaces=" + ",".join(cfg.exclude_namespaces),
         f"events={'on' if cfg.events else 'off'}",
+        f"shard={cfg.shard or '-'}",
         f"self_metrics={'on' if cfg.self_metrics else 'off'}",
     ]
     return " ".join(parts)

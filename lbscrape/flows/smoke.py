@@ -26,18 +26,17 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client as k8s
 
 from lbscrape.aws import session as aws
-from lbscrape.core.config import CheckpointLocation, parse_labels, redact_url
+from lbscrape.core.config import CheckpointLocation, redact_url
 from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import (
     NO_CREDENTIALS,
-    ConfigError,
     ExitStatus,
     KubeError,
     LbscrapeError,
     RemoteWriteError,
 )
 from lbscrape.core.model import Labels, Sample, Series, isotime
-from lbscrape.core.options import SmokeOptions
+from lbscrape.core.options import SmokeOptions, smoke_settings
 from lbscrape.kube.client import call_api, make_api_client
 from lbscrape.prom.remote_write import Client, encode, load_credentials
 from lbscrape.prom.series import selector
@@ -300,29 +299,21 @@ def as_json(checks: Sequence[Check]) -> dict[str, Any]:
 def execute(o: SmokeOptions, console: Console) -> int:
     """Every check, then the report; exit 1 when any failed."""
     try:
-        static_labels = parse_labels(o.labels)
-        writer = None
-        if not o.no_write:
-            if not (o.cluster or "").strip():
-                raise ConfigError("--cluster: required unless --no-write (or set "
-                                  "LBSCRAPE_CLUSTER)")
-            if not o.remote_write_url:
-                raise ConfigError("--remote-write-url: required unless --no-write (or set "
-                                  "LBSCRAPE_REMOTE_WRITE_URL)")
-            rw = o.remote_write.settings(o.remote_write_url)
-            writer = Client(rw, credentials=load_credentials(rw))
-        o.checkpoint.check()
+        settings = smoke_settings(o)
+        rw = settings.remote_write
+        writer = Client(rw, credentials=load_credentials(rw)) if rw else None
         kube, own_namespace = make_api_client(o.kube.kubeconfig, o.kube.context)
         s = aws.session(o.region)
-        elbv2, elb, cw = (aws.client(s, name) for name in ("elbv2", "elb", "cloudwatch"))
+        elbv2, elb, cw = aws.client(s, "elbv2"), aws.client(s, "elb"), aws.client(s, "cloudwatch")
     except (LbscrapeError, BotoCoreError) as e:
         return fail(console, e)
     checkpoint = None if o.checkpoint.file else o.checkpoint.location(own_namespace)
     now = time.time()
     checks = [*check_permissions(kube, checkpoint, o.events),
               *check_aws(elbv2, elb, cw, s.region_name, int(now))]
-    if writer is not None and o.cluster:
-        series = smoke_series(o.cluster.strip(), s.region_name, static_labels, int(now * 1000))
+    if writer is not None:
+        series = smoke_series(settings.cluster, s.region_name, settings.static_labels,
+                              int(now * 1000))
         checks.append(check_remote_write(writer, series))
     else:
         checks.append(WRITE_SKIPPED)

@@ -19,6 +19,10 @@ from lbscrape.kube.client import call_api
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 5
+# Conflicts are retried at once and more often: each conflict round has a winner, which is
+# done, so N writers at once (the shards of an Indexed Job, each from a base the others made
+# stale) all store within N + 1 attempts.
+CONFLICT_ATTEMPTS = 10
 
 
 class ConfigMapStore(SavingStore):
@@ -51,7 +55,8 @@ class ConfigMapStore(SavingStore):
         current = base
         backoff = 0.25
         last: KubeError | None = None
-        for _ in range(CAS_ATTEMPTS):
+        conflicts = errors = 0
+        while conflicts < CONFLICT_ATTEMPTS and errors < CAS_ATTEMPTS:
             ends = apply(current.ends)
             stored_cm = self._object
             if current.resource_version is not None and stored_cm is not None \
@@ -80,18 +85,20 @@ class ConfigMapStore(SavingStore):
             except KubeError as e:
                 last = e
                 if e.status == 409:
+                    conflicts += 1
                     log.info("checkpoint %s changed underneath (409); re-reading and merging", loc)
                     current = self.load()
                 elif e.status is None or e.status >= 500 or e.status == 429:
                     # The samples are already written: a lost checkpoint means the next run
                     # repeats the window, which is safe but costly, so try a little harder.
+                    errors += 1
                     log.info("storing checkpoint %s: %s; retrying", loc, e)
                     self._sleep(backoff)
                     backoff *= 2
                 else:
                     raise CheckpointError(f"cannot store checkpoint: {e}") from e
         raise CheckpointError(
-            f"cannot store checkpoint {loc} after {CAS_ATTEMPTS} attempts: {last}"
+            f"cannot store checkpoint {loc} after {conflicts + errors} attempts: {last}"
         )
 
 

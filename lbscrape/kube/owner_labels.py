@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lbscrape.core.config import (
     MAX_LABEL_VALUE_BYTES,
@@ -27,6 +27,7 @@ from lbscrape.core.config import (
     LabelFrom,
 )
 from lbscrape.core.model import LoadBalancer, Owner, Unresolved
+from lbscrape.core.shard import Shard, notice_shards
 
 SCRAPE_ANNOTATION = "lbscrape.io/scrape"
 LABELS_ANNOTATION = "lbscrape.io/labels"
@@ -193,6 +194,19 @@ class OwnerPlan:
 
     def extra_labels(self, lb: LoadBalancer) -> tuple[tuple[str, str], ...]:
         return tuple(sorted(self.labels.get(lb.key, {}).items()))
+
+    def for_shard(self, shard: Shard) -> OwnerPlan:
+        """The load balancers of `shard`, and the unresolved hostnames and problems of
+        the owners whose Events it records (see lbscrape.core.shard)."""
+        home = notice_shards(self.load_balancers, shard.count)
+
+        def records(owner: Owner) -> bool:
+            return home.get(owner, 0) == shard.index
+
+        return replace(
+            self, load_balancers=tuple(lb for lb in self.load_balancers if shard.owns(lb.key)),
+            unresolved=tuple(u for u in self.unresolved if records(u.owner)),
+            problems=tuple(p for p in self.problems if records(p.owner)))
 
 
 def plan(owners: Sequence[Owner], load_balancers: Sequence[LoadBalancer],

@@ -1,5 +1,8 @@
 """Prometheus remote-write 1.0 protobuf messages (prometheus.WriteRequest and friends).
 
+lbscrape.prom.wire writes these messages without the protobuf runtime; this is the schema
+they are checked against (the tests decode with it).
+
 Built from a descriptor at import time rather than generated code: the schema is four
 small messages, and this keeps protoc and its runtime-version checks out of the build.
 Field numbers follow prometheus/prompb (types.proto, remote.proto). Registered in a

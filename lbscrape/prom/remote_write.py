@@ -31,7 +31,7 @@ from lbscrape.core.budget import Budget, unlimited
 from lbscrape.core.config import RemoteWriteSettings, read_secret_file, redact_url
 from lbscrape.core.errors import ConfigError, RemoteWriteError
 from lbscrape.core.model import Series
-from lbscrape.prom.prompb import WriteRequest
+from lbscrape.prom.wire import write_request
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,8 @@ def is_stale_reason(text: str) -> bool:
 
 
 def encode(series: Sequence[Series]) -> bytes:
-    """WriteRequest protobuf, snappy block format."""
-    req = WriteRequest()
-    for s in series:
-        ts = req.timeseries.add()
-        for name, value in s.labels:
-            ts.labels.add(name=name, value=value)
-        for sample in s.samples:
-            ts.samples.add(value=sample.value, timestamp=sample.timestamp_ms)
-    return bytes(snappy.compress(req.SerializeToString()))
+    """WriteRequest protobuf (lbscrape.prom.wire), snappy block format."""
+    return bytes(snappy.compress(write_request(series)))
 
 
 @dataclass(frozen=True)
