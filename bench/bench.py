@@ -6,8 +6,12 @@
 3. backfill memory: peak Python memory of a backfill to an OpenMetrics file, for a
    short and a 15-day range, with an in-process CloudWatch stand-in (flat, not growing).
 4. repeat cost: a crash between write and checkpoint makes the next run re-send its
-   window; Prometheus refuses the old samples and the LB is re-sent minute by minute. Measured
-   against a real Prometheus (Debian's), so it needs `scripts/test` to have installed it.
+   window; Prometheus refuses the old samples whole and does not say which, so each
+   refused sample is proven on its own (lbscrape.prom.delivery). Printed next to the cost
+   before that (a refused minute skipped whole, losing any other series' samples in it),
+   and for the steady state (50 ALBs with 2 target groups each, one minute) as a ratio to
+   its 5 s bound. Measured against a real Prometheus (Debian's), so it needs `scripts/test`
+   to have installed it.
 5. own series: what a run keeps to count the zeros it wrote (a 50-minute catch-up of 1,000
    ALBs with no errors: every sparse counter zero-filled) and building the series of a run
    of 5,000 load balancers.
@@ -178,29 +182,88 @@ def bench_backfill_memory() -> None:
                   f"(${plan.dollars:.4f}), {state.samples_written:,} samples in {took:.1f}s, "
                   f"peak {peak / 2**20:.0f} MiB")
 
+# Measured on this 2-core machine before exact refusal handling (commit 7c35233):
+# (ALBs, minutes) -> (requests, seconds).
+BEFORE = {(1, 10): (11, 0.02), (10, 10): (101, 0.15), (50, 30): (1502, 2.27)}
+STEADY_BOUND = 5.0  # seconds, for one repeated minute of 50 ALBs with their target groups
+STEADY_BEFORE = {1: (1, 0.08), 2: (151, 0.74)}  # written minutes -> (requests, seconds)
+
+
+def _labelled(data: list[Series], run: str) -> list[Series]:
+    return [Series(tuple(sorted({**dict(s.labels), "run": run}.items())), s.samples)
+            for s in data]
+
+
+def _with_target_groups(n_lbs: int, minutes: int, t0: int) -> list[delivery.LbBatch]:
+    """Per ALB its 14 series and 2 target groups of 10 series each."""
+    batches = []
+    for i in range(n_lbs):
+        own = series(14, minutes, t0)
+        tgs = [Series(tuple(sorted({**dict(s.labels), "target_group": f"tg-{i}-{g}",
+                                    "__name__": f"alb_tg_metric_{k}_sum"}.items())), s.samples)
+               for g in range(2) for k, s in enumerate(series(10, minutes, t0))]
+        data = _labelled([Series(tuple(sorted({**dict(s.labels),
+                                              "load_balancer_name": f"lb-{i}"}.items())),
+                                 s.samples) for s in own + tgs], "steady")
+        batches.append(delivery.LbBatch(f"lb{i}", tuple(data), t0 + 60 * minutes))
+    return batches
+
+
+def _repeat(client: remote_write.Client, written: list[delivery.LbBatch],
+            repeated: list[delivery.LbBatch]) -> tuple[int, delivery.Delivery, float]:
+    delivery.deliver(client, delivery.plan_requests(written, 20_000))
+    before = client.requests
+    start = time.perf_counter()
+    out = delivery.deliver(client, delivery.plan_requests(repeated, 20_000))
+    return client.requests - before, out, time.perf_counter() - start
+
+
+def _cut(batches: list[delivery.LbBatch], minutes: int) -> list[delivery.LbBatch]:
+    """The first `minutes` of each batch."""
+    out = []
+    for b in batches:
+        cut = tuple(Series(s.labels, s.samples[:minutes]) for s in b.series)
+        out.append(delivery.LbBatch(b.lb_key, cut, cut[0].samples[-1].timestamp_ms // 1000 + 60))
+    return out
+
+
 def bench_repeat() -> None:
     from tests.world import Prometheus
 
-    prom = Prometheus().start()
-    try:
-        client = remote_write.Client(RemoteWriteSettings(prom.write_url))
-        t0 = int(time.time()) // 60 * 60 - 1800
-        for n_lbs, minutes in ((1, 10), (10, 10), (50, 30)):
-            data = [Series(tuple(sorted({**dict(s.labels), "run": f"{n_lbs}x{minutes}"}.items())),
-                           s.samples) for s in series(14 * n_lbs, minutes, t0)]
-            batches = [delivery.LbBatch(f"lb{i}", tuple(data[14 * i:14 * i + 14]),
+    for ooo in (None, "1h"):
+        prom = Prometheus(ooo_window=ooo).start()
+        try:
+            client = remote_write.Client(RemoteWriteSettings(prom.write_url))
+            t0 = int(time.time()) // 60 * 60 - 1800
+            where = "Prometheus" if ooo is None else f"Prometheus, out_of_order_time_window {ooo}"
+            for (n_lbs, minutes), (old, old_took) in BEFORE.items():
+                data = _labelled(series(14 * n_lbs, minutes, t0), f"{n_lbs}x{minutes}")
+                batches = [delivery.LbBatch(f"lb{i}", tuple(data[14 * i:14 * i + 14]),
                                             t0 + 60 * minutes) for i in range(n_lbs)]
-            requests = delivery.plan_requests(batches, 20_000)
-            delivery.deliver(client, requests)
-            before = client.requests
-            start = time.perf_counter()
-            out = delivery.deliver(client, requests)  # the repeat after a crash
-            took = time.perf_counter() - start
-            print(f"repeat of a written {minutes}-minute window, {n_lbs} ALB(s), "
-                  f"{delivery.count(data)} samples: {client.requests - before} requests, "
-                  f"{len(out.rejected)} refused, {len(out.failed)} failed, {took:.2f}s")
-    finally:
-        prom.cleanup()
+                n, out, took = _repeat(client, batches, batches)
+                was = f" (before: {old} requests, {old_took:.2f}s)" if ooo is None else ""
+                print(f"repeat of a written {minutes}-minute window, {n_lbs} ALB(s), "
+                      f"{delivery.count(data)} samples, {where}: {n} requests, "
+                      f"{len(out.rejected)} refused, {len(out.failed)} failed, {took:.2f}s{was}")
+            if ooo is None:
+                _steady(client, t0 + 1500)
+        finally:
+            prom.cleanup()
+
+
+def _steady(client: remote_write.Client, t0: int) -> None:
+    """The steady state: a run that wrote its minute (or two) crashed; the next one sends
+    them again with its own minute."""
+    for written in (1, 2):
+        batches = _with_target_groups(50, written + 1, t0)
+        n, out, took = _repeat(client, _cut(batches, written), batches)
+        samples = sum(delivery.count(b.series) for b in batches)
+        old, old_took = STEADY_BEFORE[written]
+        print(f"steady-state repeat, 50 ALBs x 2 target groups ({samples} "
+              f"samples), {written} written minute(s) sent again with the next: {n} requests, "
+              f"{len(out.rejected)} refused, {took:.2f}s = {took / STEADY_BOUND:.0%} of "
+              f"the {STEADY_BOUND:.0f}s bound (before: {old} requests, {old_took:.2f}s)")
+        t0 += 60 * (written + 1)
 
 
 def bench_self_metrics() -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import urllib.request
 
 import pytest
@@ -9,6 +11,28 @@ from moto.server import ThreadedMotoServer
 
 from tests.fakekube import FakeKube
 from tests.world import Aws, Prometheus
+
+
+def pytest_configure(config):
+    """The suite's temp files go to a directory of its own (TMPDIR, so also those of the
+    processes it starts: lbscrape runs, Prometheus, the demo), checked and removed at the
+    end of the session: a run of the suite leaves nothing behind, also when it fails."""
+    config.lbscrape_tmp = tempfile.mkdtemp(prefix="lbscrape-tests-")
+    os.environ["TMPDIR"] = tempfile.tempdir = config.lbscrape_tmp
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.lbscrape_tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_no_temp_files(request):
+    """Everything a test makes in the temp directory is gone when the session ends (apart
+    from pytest's own tmp_path folders, removed with the directory afterwards)."""
+    yield
+    root = request.config.lbscrape_tmp
+    left = sorted(p for p in os.listdir(root) if not p.startswith("pytest-of-"))
+    assert left == [], f"tests left these in the temp directory: {left}"
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +85,7 @@ def kube(tmp_path):
 
 @pytest.fixture
 def prometheus():
-    prom = Prometheus().start()
+    prom = Prometheus().start()  # removes its directory itself if it cannot start
     yield prom
     prom.cleanup()
 

@@ -8,13 +8,13 @@ with environment variables, exactly as the CronJob runs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from moto.server import ThreadedMotoServer
 
+from lbscrape.mixin.settings import parse_duration
 from lbscrape.prom import self_metrics
 from tests import world
 from tests.fakekube import FakeKube
@@ -58,11 +59,26 @@ def seed_traffic(aws: world.Aws, lb: world.SeededLb, now: int, rng: random.Rando
 
 
 def main() -> int:
+    """The demo; everything it starts is stopped and everything it creates is removed at
+    its end, also when it fails."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="lbscrape-demo-"))
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        stack.callback(moto.stop)
+        kube = FakeKube()
+        kube.start()
+        stack.callback(kube.stop)
+        prom = world.Prometheus()
+        stack.callback(prom.cleanup)
+        prom.start()
+        return demo(tmp, moto, kube, prom)
+    raise AssertionError("unreachable")
+
+
+def demo(tmp: str, moto: ThreadedMotoServer, kube: FakeKube, prom: world.Prometheus) -> int:
     rng = random.Random(42)
-    tmp = tempfile.mkdtemp(prefix="lbscrape-demo-")
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
     host, port = moto.get_host_and_port()
     env = {
         "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "demo",
@@ -70,54 +86,45 @@ def main() -> int:
         "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
     os.environ.update(env)
-    kube = FakeKube()
-    kube.start()
-    prom = world.Prometheus().start()
-    try:
-        print(f"demo world: moto {env['AWS_ENDPOINT_URL']}, fake Kubernetes API {kube.url}, "
-              f"Prometheus {prom.url}")
-        aws = world.Aws(REGION)
-        now = int(time.time())
-        storefront = aws.create_lb("k8s-shop-storefro-5c1d8e2a40")
-        api = aws.create_lb("k8s-payments-api-7f3b9c1d22")
-        ledger = aws.create_lb("k8s-payments-ledger-9a8b7c6d5e", "network")
-        for lb, scale in ((storefront, 1.0), (api, 0.4), (ledger, 1.0)):
-            seed_traffic(aws, lb, now, rng, scale)
-        kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
-        kube.put("networking.k8s.io/v1", "ingresses",
-                 world.ingress("shop", "storefront", storefront.dns_name))
-        kube.put("networking.k8s.io/v1", "ingresses",
-                 world.ingress("payments", "api", api.dns_name))
-        kube.put("v1", "services", world.service("payments", "ledger", ledger.dns_name,
-                                                 lb_class="service.k8s.aws/nlb"))
-        kube.put("v1", "services", world.service("shop", "checkout-pending", None,
-                                                 lb_class="service.k8s.aws/nlb"))
-        kubeconfig = kube.write_kubeconfig(os.path.join(tmp, "kubeconfig"))
+    print(f"demo world: moto {env['AWS_ENDPOINT_URL']}, fake Kubernetes API {kube.url}, "
+          f"Prometheus {prom.url}")
+    aws = world.Aws(REGION)
+    now = int(time.time())
+    storefront = aws.create_lb("k8s-shop-storefro-5c1d8e2a40")
+    api = aws.create_lb("k8s-payments-api-7f3b9c1d22")
+    ledger = aws.create_lb("k8s-payments-ledger-9a8b7c6d5e", "network")
+    for lb, scale in ((storefront, 1.0), (api, 0.4), (ledger, 1.0)):
+        seed_traffic(aws, lb, now, rng, scale)
+    kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
+    kube.put("networking.k8s.io/v1", "ingresses",
+             world.ingress("shop", "storefront", storefront.dns_name))
+    kube.put("networking.k8s.io/v1", "ingresses",
+             world.ingress("payments", "api", api.dns_name))
+    kube.put("v1", "services", world.service("payments", "ledger", ledger.dns_name,
+                                             lb_class="service.k8s.aws/nlb"))
+    kube.put("v1", "services", world.service("shop", "checkout-pending", None,
+                                             lb_class="service.k8s.aws/nlb"))
+    kubeconfig = kube.write_kubeconfig(os.path.join(tmp, "kubeconfig"))
 
-        run_env = {**os.environ, **env,
-                   "KUBECONFIG": kubeconfig,
-                   "LBSCRAPE_CLUSTER": "demo",
-                   "LBSCRAPE_REMOTE_WRITE_URL": prom.write_url,
-                   "LBSCRAPE_LABEL": "env=demo",
-                   "LBSCRAPE_LOG_FORMAT": "text"}
-        run_env.pop("KUBERNETES_SERVICE_HOST", None)
-        print("\n$ lbscrape run        (configured through LBSCRAPE_* env vars)")
-        proc = subprocess.run([sys.executable, "-m", "lbscrape", "run"], env=run_env)
-        if proc.returncode != 0:
-            print(f"lbscrape run exited {proc.returncode}", file=sys.stderr)
-            return proc.returncode
-        show(prom)
-        show_own(prom)
-        show_mixin(prom, run_env, os.path.join(tmp, "mixin"))
-        cm = kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint") or {}
-        print("\ncheckpoint ConfigMap monitoring/lbscrape-checkpoint:")
-        print("  " + (cm.get("data") or {}).get("checkpoint.json", "(none)").replace("\n", "\n  "))
-        return 0
-    finally:
-        prom.cleanup()
-        kube.stop()
-        moto.stop()
-        shutil.rmtree(tmp, ignore_errors=True)  # the kubeconfig and the mixin's files
+    run_env = {**os.environ, **env,
+               "KUBECONFIG": kubeconfig,
+               "LBSCRAPE_CLUSTER": "demo",
+               "LBSCRAPE_REMOTE_WRITE_URL": prom.write_url,
+               "LBSCRAPE_LABEL": "env=demo",
+               "LBSCRAPE_LOG_FORMAT": "text"}
+    run_env.pop("KUBERNETES_SERVICE_HOST", None)
+    print("\n$ lbscrape run        (configured through LBSCRAPE_* env vars)")
+    proc = subprocess.run([sys.executable, "-m", "lbscrape", "run"], env=run_env)
+    if proc.returncode != 0:
+        print(f"lbscrape run exited {proc.returncode}", file=sys.stderr)
+        return proc.returncode
+    show(prom)
+    show_own(prom)
+    show_mixin(prom, run_env, os.path.join(tmp, "mixin"))
+    cm = kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint") or {}
+    print("\ncheckpoint ConfigMap monitoring/lbscrape-checkpoint:")
+    print("  " + (cm.get("data") or {}).get("checkpoint.json", "(none)").replace("\n", "\n  "))
+    return 0
 
 
 def show(prom: world.Prometheus) -> None:
@@ -190,16 +197,29 @@ def show_mixin(prom: world.Prometheus, env: dict[str, str], out: str) -> None:
     panel = next(p for p in board["panels"] if p["title"] == "Requests per second")
     expr = panel["targets"][0]["expr"].replace("$__interval_ms", "60000")
     expr = re.sub(r"\$\w+", ".*", expr.replace("$__interval", "1m"))  # variables at All
-    end = time.time() // 60 * 60
+    # As Grafana draws it: the panel's range shifted back by the data lag (its timeShift),
+    # so the newest minute shown is complete.
+    shift = parse_duration(panel.get("timeShift", "0s"))
+    end = (time.time() - shift) // 60 * 60
     q = urllib.parse.urlencode({"query": expr, "start": end - 900, "end": end, "step": 60})
     with urllib.request.urlopen(f"{prom.url}/api/v1/query_range?{q}", timeout=10) as r:
         result = json.load(r)["data"]["result"]
-    print(f"\nPanel '{panel['title']}' of '{board['title']}', last 15 minutes, all owners:")
+    print(f"\nPanel '{panel['title']}' of '{board['title']}', 15 minutes to {shift // 60}m ago "
+          "(its timeShift), all owners:")
     print(f"  {expr}")
     for s in result:
-        m, values = s["metric"], [float(v) for _, v in s["values"]]
-        print(f"  {m['namespace']}/{m['ingress']}: {values[-1]:.1f} req/s at the newest "
-              f"minute, {sum(values) / len(values):.1f} on average over {len(values)} minutes")
+        values = [float(v) for _, v in s["values"]]
+        print(f"  {owner(s['metric'])}: {values[-1]:.1f} req/s at the newest minute, "
+              f"{sum(values) / len(values):.1f} on average over {len(values)} minutes")
+
+
+def owner(labels: dict[str, str]) -> str:
+    """How a series names its owner: an IngressGroup's carries ingress_group and neither
+    namespace nor ingress; a Service's carries service."""
+    if "ingress_group" in labels:
+        return f"IngressGroup {labels['ingress_group']}"
+    name = labels.get("ingress") or labels.get("service") or "?"
+    return f"{labels.get('namespace', '?')}/{name}"
 
 
 def _hhmm(ms: int) -> str:

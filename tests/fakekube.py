@@ -119,10 +119,12 @@ class FakeKube(LoopbackServer):
 
         return Handler
 
-    def write_kubeconfig(self, path: str, namespace: str = "monitoring") -> str:
+    def write_kubeconfig(self, path: str, namespace: str = "monitoring",
+                         server: str | None = None) -> str:
+        """`server`: another address to reach this API at (a proxy in front of it)."""
         doc = {
             "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fake", "cluster": {"server": server or self.url}}],
             "users": [{"name": "fake", "user": {"token": self.token}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake",
                                                       "namespace": namespace}}],

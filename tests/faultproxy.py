@@ -1,8 +1,8 @@
 """An HTTP reverse proxy on 127.0.0.1 that records requests and injects faults.
 
 Put it between lbscrape and moto, Prometheus or the fake Kubernetes API to slow
-responses down, answer with an error status, or reset the connection, exactly where a
-real network or server would.
+responses down (or never answer: a long delay, cut short by stop()), answer with an error
+status, or reset the connection, exactly where a real network or server would.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import http.client
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -58,6 +57,7 @@ class FaultProxy(LoopbackServer):
         self.rules: list[Rule] = []
         self.seen: list[Request] = []
         self._lock = threading.Lock()
+        self.stopping = threading.Event()  # ends every delay
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -66,6 +66,10 @@ class FaultProxy(LoopbackServer):
             owner = proxy
 
         return Handler
+
+    def stop(self) -> None:
+        self.stopping.set()
+        super().stop()
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:
@@ -97,14 +101,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if rule and rule.after:
             answer = self._forward(body)
-            time.sleep(rule.delay)
+            self.owner.stopping.wait(rule.delay)
             if rule.reset:
                 self._reset()
             else:
                 self._reply(*answer, req)
             return
         if rule and rule.delay:
-            time.sleep(rule.delay)
+            self.owner.stopping.wait(rule.delay)
         if rule and rule.reset:
             self._reset()
             return

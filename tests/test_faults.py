@@ -3,7 +3,10 @@ fake Kubernetes API and a real Prometheus, with faults injected at random betwee
 inside them, while CloudWatch data keeps arriving and unsettled minutes keep changing.
 At the end Prometheus must hold exactly CloudWatch's settled datapoints, plus a 0 for each
 minute in which the sparse 5xx counter had no datapoint but RequestCount did (zero-fill,
-on by default): none missing, none extra, none changed.
+on by default): none missing, none extra, none changed. One fault is another writer that
+writes a sample of one series ahead of lbscrape (as a backfill or a second lbscrape
+would): that sample stays, exactly that series' minutes between its newest sample and
+the foreign one are lost (refused, and reported), nothing else.
 
     scripts/test tests/test_faults.py -s --fault-runs 200 --fault-seed 0
 """
@@ -24,6 +27,7 @@ import boto3
 
 from lbscrape.core.catalog import KINDS, KNOWN, prom_name
 from tests import world
+from tests.fakereceiver import push
 from tests.faultproxy import FaultProxy, Rule
 
 SETTLE = 120
@@ -32,7 +36,7 @@ THROTTLE = dict(status=400, body=json.dumps({"__type": "Throttling",
                 headers={"Content-Type": "application/x-amz-json-1.0",
                          "x-amzn-query-error": "Throttling;Sender"})
 FAULTS = ["none", "cw_throttle", "cw_503", "rw_503", "rw_timeout", "rw_reset",
-          "rw_answer_lost", "kube_409", "kube_500", "kill"]
+          "rw_answer_lost", "kube_409", "kube_500", "kill", "foreign"]
 
 
 def gmd(r):
@@ -96,6 +100,9 @@ def _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server
             f"{rw_proxy.url}/api/v1/write", "--remote-write-timeout", "1s",
             "--remote-write-retries", "2", "--deadline", "30s"]
     faults, exits = Counter(), Counter()
+    cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_server)
+    lost: set[tuple[str, int]] = set()  # (LB/series name, ts ms) another writer blocked
+    foreign: dict[tuple[str, int], float] = {}  # (LB/series name, ts ms) -> its value
     log = open(tmp_path / "runs.log", "w")  # noqa: SIM115
     clock = t0
     for i in range(runs + 1):
@@ -128,6 +135,8 @@ def _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server
         elif fault == "kube_500":
             kube.inject(rng.choice(["GET", "PUT", "POST"]), rng.choice(
                 ["/configmaps", "/ingresses", "/services"]), 500, times=rng.randint(1, 6))
+        elif fault == "foreign":
+            lost |= _foreign_write(prom, rng, rng.choice(lbs), clock, foreign)
         proc = subprocess.Popen([*base, "--now", str(clock)], env=env, stdout=log, stderr=log)
         if fault == "kill":
             time.sleep(rng.uniform(0.3, 2.0))
@@ -136,39 +145,68 @@ def _run_world(aws, kube, prom, cw_proxy, rw_proxy, runs, seed, rng, moto_server
         if last:
             assert proc.returncode == 0, (tmp_path / "runs.log").read_text()[-3000:]
     log.close()
+    tail = (tmp_path / "runs.log").read_text()[-3000:]
 
     # CloudWatch's settled truth over the whole period, read straight from moto.
     start = (first_clock - SETTLE) // 60 * 60 - 600
     end = (clock - SETTLE) // 60 * 60
-    cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_server)
     missing = extra = changed = verified = 0
     for lb in lbs:
-        ns = "AWS/ApplicationELB" if lb.type == "application" else "AWS/NetworkELB"
         traffic: dict[int, float] = {}
         for metric in metrics[lb.type]:  # the traffic metric first
-            resp = cw.get_metric_data(
-                MetricDataQueries=[{"Id": "q", "MetricStat": {"Metric": {
-                    "Namespace": ns, "MetricName": metric,
-                    "Dimensions": [{"Name": "LoadBalancer", "Value": lb.dimension}]},
-                    "Period": 60, "Stat": "Sum"}}],
-                StartTime=datetime.fromtimestamp(start, UTC),
-                EndTime=datetime.fromtimestamp(end, UTC), ScanBy="TimestampAscending")
-            r = resp["MetricDataResults"][0]
-            truth = {int(t.timestamp()) * 1000: v for t, v in zip(r["Timestamps"], r["Values"], strict=True)}
+            truth = _truth(cw, lb, metric, start, end)
             if metric == KINDS[lb.type].traffic:
-                traffic = truth
+                traffic = dict(truth)
             elif KNOWN[lb.type][metric].sparse:
                 truth = {t: 0.0 for t, v in traffic.items() if v > 0} | truth
             name = prom_name(lb.type, metric, "Sum")
             got = prom.raw(f'{name}{{load_balancer_name="{lb.name}"}}', lookback="3h")
             stored = dict(next(iter(got.values()))) if got else {}
             assert len(got) <= 1
-            missing += len(truth.keys() - stored.keys())
+            blocked = {t for key, t in lost if key == f"{lb.name}/{name}"}
+            assert not blocked & stored.keys(), "a sample another writer blocked was written"
+            for (key, t), value in foreign.items():
+                if key == f"{lb.name}/{name}":  # the other writer's sample stays as it wrote it
+                    assert stored.pop(t) == value and truth.pop(t) is not None
+            missing += len(truth.keys() - stored.keys() - blocked)
             extra += len(stored.keys() - truth.keys())
             changed += sum(1 for t in truth.keys() & stored.keys() if truth[t] != stored[t])
-            verified += len(truth)
+            verified += len(truth) - len(blocked)
     print(f"\nfault injection: seed={seed} runs={runs + 1} faults={dict(sorted(faults.items()))} "
           f"exits={dict(sorted(exits.items()))} samples verified={verified} "
-          f"missing={missing} extra={extra} changed={changed}")
-    assert (missing, extra, changed) == (0, 0, 0), f"seed {seed}: see {tmp_path}/runs.log"
+          f"missing={missing} extra={extra} changed={changed} "
+          f"lost to another writer={len(lost)} (expected, and refused)")
+    assert (missing, extra, changed) == (0, 0, 0), f"seed {seed}: {tail}"
     assert verified > runs * 4
+
+
+def _truth(cw, lb, metric, start, end) -> dict[int, float]:
+    """CloudWatch's Sum per minute in [start, end): {ts ms: value}."""
+    ns = "AWS/ApplicationELB" if lb.type == "application" else "AWS/NetworkELB"
+    resp = cw.get_metric_data(
+        MetricDataQueries=[{"Id": "q", "MetricStat": {"Metric": {
+            "Namespace": ns, "MetricName": metric,
+            "Dimensions": [{"Name": "LoadBalancer", "Value": lb.dimension}]},
+            "Period": 60, "Stat": "Sum"}}],
+        StartTime=datetime.fromtimestamp(start, UTC), EndTime=datetime.fromtimestamp(end, UTC),
+        ScanBy="TimestampAscending")
+    r = resp["MetricDataResults"][0]
+    return {int(t.timestamp()) * 1000: v for t, v in zip(r["Timestamps"], r["Values"], strict=True)}
+
+
+def _foreign_write(prom, rng, lb, clock, foreign) -> set[tuple[str, int]]:
+    """Another writer stores a sample of `lb`'s traffic series one to three minutes ahead
+    of what lbscrape has written (and of its window this run). Returns the minutes in
+    between, which lbscrape can then never write."""
+    # Drawn first, whatever Prometheus holds, so that a seed gives the same faults.
+    ahead, value = rng.randint(1, 3), float(rng.randint(100_000, 200_000))  # not CloudWatch's
+    name = prom_name(lb.type, KINDS[lb.type].traffic, "Sum")
+    got = prom.raw(f'{name}{{load_balancer_name="{lb.name}"}}', lookback="3h")
+    if not got:
+        return set()
+    ((labels, samples),) = got.items()
+    newest = samples[-1][0] // 1000
+    ts = max(newest, (clock - SETTLE) // 60 * 60) + 60 * ahead
+    assert push(prom.write_url, [(labels, [(ts * 1000, value)])]) == 204
+    foreign[(f"{lb.name}/{name}", ts * 1000)] = value
+    return {(f"{lb.name}/{name}", t * 1000) for t in range(newest + 60, ts, 60)}

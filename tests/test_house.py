@@ -51,3 +51,34 @@ def test_every_command_is_a_module_of_its_own():
 
     modules = {cmd.callback.__module__ for cmd in cli.commands.values()}
     assert modules == {f"lbscrape.cli.{name}" for name in cli.commands}
+
+
+def _imported(root: pathlib.Path) -> set[str]:
+    """Top-level names of the modules the .py files under root import."""
+    names = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"lbscrape", "tests", "bench", "__future__"}
+
+
+def test_what_the_tests_import_is_declared():
+    """A module the tests import and the package does not comes from the test extra (or
+    the package's dependencies), not from whatever another package happens to pull in:
+    jsonschema came with kubernetes-validate until it was declared."""
+    import importlib.metadata
+    import re
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[\s\[<>=!~;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in
+                (*project["dependencies"], *project["optional-dependencies"]["test"])}
+    dists = importlib.metadata.packages_distributions()
+    root = PACKAGE.parent
+    only_tests = (_imported(root / "tests") | _imported(root / "bench")) - _imported(PACKAGE)
+    undeclared = {m for m in only_tests
+                  if not {d.lower().replace("_", "-") for d in dists.get(m, [m])} & declared}
+    assert undeclared == set()

@@ -14,7 +14,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from click.testing import CliRunner
 
 from lbscrape.cli import cli
-from lbscrape.core.catalog import DEFAULT
+from lbscrape.core.catalog import DEFAULT, KNOWN, prom_name
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.metrics_config import tailor
 from lbscrape.mixin import build
@@ -131,6 +131,18 @@ def test_the_readme_config_example_parses():
     ({"group_by": "team"}, "group_by: must be a list"),
     ({"selector": "cluster=prod"}, "selector: cannot read a label matcher"),
     ({"period": "90s"}, "period: 90s is not a multiple of 60s"),
+    ({"interval": "90s"}, "interval: 90s is not a multiple of 60s, as a CronJob schedule is"),
+    ({"alerts": {"AlbElb5xxRatioHigh": {"range": "5m"}}},
+     "alerts.AlbElb5xxRatioHigh.range: 5m is too short: the newest 4m of data are not "
+     "written yet (settle_delay + period + interval), so use at least 6m"),
+    ({"period": "5m", "interval": "5m", "alerts": {"AlbNoHealthyTargets": {"range": "20m"}}},
+     "alerts.AlbNoHealthyTargets.range: 20m is too short: the newest 15m of data"),
+    ({"period": "5m", "alerts": {"AlbElb5xxRatioHigh": {"range": "27m"}}},
+     "alerts.AlbElb5xxRatioHigh.range: 27m is not a whole number of periods (5m): a sum "
+     "over it would count part of a period; e.g. 30m"),
+    ({"interval": "5m", "alerts": {"LbscrapeNotRunning": {"range": "5m"}}},
+     "alerts.LbscrapeNotRunning.range: 5m is too short: lbscrape runs every 5m"),
+    ({"clusters": "prod"}, "clusters: must be a list"),
     ({"price_per_1000_metrics": -1}, "price_per_1000_metrics: must be a number"),
     ({"kubernetes": {"namespace": "Mon"}}, "kubernetes.namespace: 'Mon' is not a Kubernetes"),
     ({"kubernetes": {"labels": {"release": "a b"}}}, "'a b' is not a Kubernetes label value"),
@@ -156,13 +168,61 @@ BUNDLES = [build(DEFAULT), build(DEFAULT, owner=parse_owner("shop/ingress/web"))
            build(DEFAULT, owner=parse_owner("shop/service/db"))]
 
 
+RANGE = re.compile(r"\[([^\]]+)\]( offset \w+)?")
+DATA_SUM = re.compile(r"sum_over_time\((?:alb|nlb|elb)_\w+(?:\{[^}]*\})?\[[^\]]+\]"
+                      r"( offset \w+)")
+
+
 @pytest.mark.parametrize("bundle", BUNDLES, ids=["fleet", "ingress", "service"])
 def test_no_counter_functions_and_every_range_counts_each_period_once(bundle):
     for expr in exprs(bundle):
         assert not re.search(r"\b(i?rate|increase|delta|deriv)\(", expr), expr
-        # Every range is `[R] offset 1ms`: see queries.OFFSET.
-        assert re.findall(r"\[[^\]]+\]( offset 1ms)?", expr) == \
-            [" offset 1ms"] * expr.count("["), expr
+        # Every range ends 1 ms early (queries.OFFSET), a sum's the lag back (4m by
+        # default); a subquery's inner range holds only the sample at its step.
+        for rng, offset in RANGE.findall(expr):
+            if ":" in rng:
+                assert (rng, offset) == ("10m:1m", " offset 4m1ms"), expr
+            elif offset == "":
+                assert rng == "59999ms", expr
+            else:
+                assert offset in (" offset 1ms", " offset 4m1ms"), expr
+        # A mean of per-minute counts counts only the minutes that have a sample.
+        assert not re.search(r"avg_over_time\(\w+_sum\b", expr), expr
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=["fleet", "ingress", "service"])
+def test_every_sum_in_a_rule_ends_where_the_data_is_complete(bundle):
+    rules = [r["expr"] for r in (*bundle.alerts, *bundle.records)]
+    sums = [o for e in rules for o in DATA_SUM.findall(e)]
+    assert sums and set(sums) == {" offset 4m1ms"}
+    panels = [t.expr for d in bundle.dashboards for p in d.panels for t in p.targets]
+    assert {o for e in panels for o in DATA_SUM.findall(e)} == {" offset 1ms"}
+    for d in bundle.dashboards:  # panels end at the lag instead, by shifting time
+        shifts = {p.get("timeShift") for p in d.doc["panels"] if p["type"] != "row"}
+        assert shifts == ({None} if d.key == "health" else {"4m"}), d.key
+
+
+def test_ranges_follow_the_period_and_the_schedule():
+    slow = build(DEFAULT, from_doc({"period": "5m", "interval": "5m"}, "m.yaml"))
+    # The newest 2m + 5m + 5m, rounded up to periods, are not written yet: sums end 15m
+    # back, and the shortest range holding two periods past that is 25m.
+    rules = {r.get("alert") or r["record"]: r["expr"] for r in (*slow.alerts, *slow.records)}
+    assert "[25m] offset 15m1ms" in rules["AlbElb5xxRatioHigh"]
+    assert "[25m:5m] offset 15m1ms" in rules["AlbTargetResponseTimeHigh"]
+    assert "[299999ms]" in rules["AlbTargetResponseTimeHigh"]
+    assert "last_over_time(alb_tg_healthy_host_count_average[25m] offset 1ms)" in \
+        rules["AlbNoHealthyTargets"]
+    assert "owner:alb_request_count:rate25m" in rules
+    assert "[25m] offset 15m1ms)) / 1500" in rules["owner:alb_request_count:rate25m"]
+    assert "owner:alb_request_count:rate10m" not in rules
+    assert "lbscrape_run_success[10m] offset 1ms" in rules["LbscrapeNotRunning"]
+    hourly = build(DEFAULT, from_doc({"interval": "15m"}, "m.yaml"))
+    not_running = next(r for r in hourly.alerts if r["alert"] == "LbscrapeNotRunning")
+    assert "lbscrape_run_success[30m] offset 1ms" in not_running["expr"]
+    board = next(d for d in slow.dashboards if d.key == "alb").doc["panels"][1]
+    assert (board["interval"], board["timeShift"]) == ("5m", "15m")
+    health = next(d for d in slow.dashboards if d.key == "health").doc["panels"]
+    assert {p.get("interval") for p in health if p["type"] == "timeseries"} == {"5m"}
 
 
 def test_no_load_balancer_id_or_arn_anywhere():
@@ -195,10 +255,33 @@ def test_every_fetched_series_has_a_panel():
     codes = panel(bundle, "alb", "Load balancer 4xx and 5xx per second")
     assert [t.legend.rsplit(" ", 1)[1] for t in codes.targets] == ["4xx", "5xx", "502"]
     other = panel(bundle, "alb", "RuleEvaluations per second")
-    assert "avg_over_time(alb_rule_evaluations_sum" in other.targets[0].expr
+    assert "sum_over_time(alb_rule_evaluations_sum" in other.targets[0].expr
+    assert other.targets[0].expr.endswith("offset 1ms)) / ($__interval_ms / 1000)")
     active = panel(bundle, "alb", "Active connections")
     assert "avg_over_time(alb_active_connection_count_sum" in active.targets[0].expr
     assert panel(bundle, "classic", "EstimatedProcessedBytes per second")
+
+
+def test_variables_list_owners_from_metrics_published_every_minute():
+    """Not from a sparse counter, which idle minutes leave without a sample (see
+    test_mixin_queries for the idle owner it would lose)."""
+    dropped = tailor({"application": {"drop": [{"metric": "RequestCount"}]},
+                      "network": {"drop": [{"metric": "NewFlowCount"}]},
+                      "classic": {"drop": [{"metric": "RequestCount"}]}}, "m.yaml")
+    def names(query):
+        named = re.findall(r'__name__=~"([^"]+)"', query)
+        return named[0].split("|") if named else [re.split(r"[{,]", query[13:])[0]]
+
+    sparse = {prom_name(t, m.name, "Sum", per) for t, known in KNOWN.items()
+              for m in known.values() if m.sparse for per in m.dimensions}
+    for catalog in (DEFAULT, dropped):
+        for d in build(catalog).dashboards:
+            for name, query in d.variables:
+                assert names(query) and not set(names(query)) & sparse, (d.key, name, query)
+    boards = {d.key: d for d in build(dropped).dashboards}
+    assert "alb_consumed_lcus_average" in dict(boards["alb"].variables)["ingress"]
+    assert "elb_healthy_host_count_average" in dict(boards["classic"].variables)["service"]
+    assert "nlb_active_flow_count_average" in dict(boards["nlb"].variables)["service"]
 
 
 def test_a_dropped_metric_leaves_no_panel_no_alert_and_says_so():
@@ -284,7 +367,8 @@ def test_mixin_writes_files(tmp_path):
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
                      if p.is_file())
-    assert written == ["dashboards/lbscrape-alb.json", "dashboards/lbscrape-classic.json",
+    assert written == [".lbscrape-mixin.sha256",
+                       "dashboards/lbscrape-alb.json", "dashboards/lbscrape-classic.json",
                        "dashboards/lbscrape-health.json", "dashboards/lbscrape-nlb.json",
                        "dashboards/lbscrape-target-groups.json", "prometheus_alerts.yaml",
                        "prometheus_rules.yaml"]
@@ -294,6 +378,64 @@ def test_mixin_writes_files(tmp_path):
     assert json.loads((tmp_path / "dashboards/lbscrape-alb.json").read_text())["uid"] == \
         "lbscrape-alb"
     assert (tmp_path / "prometheus_alerts.yaml").read_text().startswith("# Generated by")
+
+
+def _files(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_regenerating_removes_what_it_wrote_before_and_nothing_else(tmp_path):
+    def mixin(*args):
+        result = CliRunner().invoke(cli, ["mixin", "--output-dir", str(tmp_path), *args],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    (tmp_path / "dashboards").mkdir()
+    (tmp_path / "dashboards" / "ours.json").write_text("{}")  # not lbscrape's
+    (tmp_path / "README.md").write_text("team notes\n")
+    mixin()
+    fleet = _files(tmp_path)
+    assert "prometheus_rules.yaml" in fleet and "dashboards/lbscrape-health.json" in fleet
+    changed = tmp_path / "dashboards" / "lbscrape-nlb.json"
+    changed.write_text(changed.read_text().replace("lbscrape / NLB", "our NLB"))
+    # Switched to one owner in the same directory: the fleet's files go, except the one
+    # changed since; files lbscrape never wrote stay.
+    result = mixin("--owner", "shop/ingress/web")
+    assert _files(tmp_path) == [
+        ".lbscrape-mixin.sha256", "README.md", "dashboards/lbscrape-alb-shop-ingress-web.json",
+        "dashboards/lbscrape-nlb.json", "dashboards/lbscrape-target-groups-shop-ingress-web.json",
+        "dashboards/ours.json", "prometheus_alerts-shop-ingress-web.yaml"]
+    assert f"removed: {tmp_path}/prometheus_rules.yaml (written by an earlier run" in \
+        result.stderr
+    assert result.stderr.count("removed: ") == 6
+    assert f"note: kept {tmp_path}/dashboards/lbscrape-nlb.json: no longer generated, but " \
+        "changed since" in result.stderr
+    # The manifest is sha256sum's format and names what is there now.
+    check = subprocess.run(["sha256sum", "-c", "--quiet", ".lbscrape-mixin.sha256"],
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    result = mixin("--format", "kubernetes")  # and switching the format
+    assert "dashboards/lbscrape-alb-shop-ingress-web.json" not in _files(tmp_path)
+    assert {"README.md", "dashboards/ours.json", "dashboards/lbscrape-nlb.json",
+            "kustomization.yaml", "prometheusrule.yaml"} <= set(_files(tmp_path))
+    again = mixin("--format", "kubernetes")  # the same again removes nothing
+    assert "removed: " not in again.stderr
+
+
+def test_the_manifest_never_names_a_path_outside_the_directory():
+    from lbscrape.mixin import manifest
+
+    h = "a" * 64
+    text = "".join(f"{h}  {p}\n" for p in (
+        "ok.yaml", "dashboards/a.json", "../up.yaml", "/etc/passwd", "a/../../b", "a//b",
+        "./c", ".lbscrape-mixin.sha256", "")) + "not a line\n" + f"{'z' * 64}  bad-hash\n"
+    assert manifest.parse(text) == {"ok.yaml": h, "dashboards/a.json": h}
+    written = {"b.yaml": "x", "a.yaml": "y"}
+    assert manifest.parse(manifest.render(written)) == {
+        p: manifest.digest(t) for p, t in written.items()}
+    assert manifest.stale({"a.yaml": h, "z.yaml": h, "c.yaml": h}, written) == [
+        "c.yaml", "z.yaml"]
 
 
 def test_mixin_kubernetes_owner_and_env(tmp_path, monkeypatch):
@@ -327,6 +469,32 @@ def test_an_unwritable_output_dir_is_exit_1(tmp_path):
     result = CliRunner().invoke(cli, ["mixin", "--output-dir", str(tmp_path / "file")])
     assert result.exit_code == 1
     assert result.stderr.startswith("lbscrape: error: --output-dir: cannot write")
+
+
+def test_mixin_takes_one_options_dataclass_like_the_other_commands(tmp_path):
+    import dataclasses
+
+    from lbscrape.cli.mixin import mixin
+    from lbscrape.core.console import Console
+    from lbscrape.core.options import MixinOptions
+    from lbscrape.flows.mixin import execute
+
+    params = {p.name: p for p in mixin.params}
+    assert set(params) == {f.name for f in dataclasses.fields(MixinOptions)}
+    assert {p.envvar for p in params.values()} == {
+        "LBSCRAPE_MIXIN_OUTPUT_DIR", "LBSCRAPE_MIXIN_CONFIG", "LBSCRAPE_MIXIN_OWNER",
+        "LBSCRAPE_MIXIN_FORMAT", "LBSCRAPE_METRICS_CONFIG"}
+    assert all(p.show_default and p.show_envvar for p in params.values())
+    out: list[str] = []
+    err: list[str] = []
+    code = execute(MixinOptions(str(tmp_path), fmt="kubernetes"), Console(out.append, err.append))
+    assert code == 0 and f"{tmp_path}/kustomization.yaml" in out, err
+    code = execute(MixinOptions(str(tmp_path / "x"), fmt="json"), Console(out.append, err.append))
+    assert code == 2 and err[-1] == "lbscrape: error: --format: 'json' is not one of files, " \
+        "kubernetes" and not (tmp_path / "x").exists()
+    result = CliRunner().invoke(cli, ["mixin", "--help"])
+    assert "[env var: LBSCRAPE_MIXIN_FORMAT;" in result.output
+    assert "default: files]" in result.output
 
 
 def test_mixin_help_has_an_example():

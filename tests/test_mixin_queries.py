@@ -3,12 +3,13 @@
 self-telemetry samples (issue 13's series, not written by `run` yet) remote-written into
 the same Prometheus.
 
-The world: three ALBs (shop/ingress/web with a 5xx burst and an unhealthy target, the
-healthy pay/ingress/api, the IngressGroup "shared" of two Ingresses in two namespaces),
-an NLB (shop/service/db) and a classic ELB (shop/service/legacy), every metric of the
-default catalog published for each, 36 minutes of it. Then, with the template variables
-filled in as Grafana would: every panel query and variable parses and returns data, the
-rates are exact (each minute counted once: see `offset 1ms` in queries.py), the 5xx
+The world: four ALBs (shop/ingress/web with a 5xx burst and an unhealthy target, the
+healthy pay/ingress/api, the IngressGroup "shared" of two Ingresses in two namespaces,
+shop/ingress/batch with traffic in one minute of ten only), an NLB (shop/service/db) and
+a classic ELB (shop/service/legacy), every metric of the default catalog published for
+each, 36 minutes of it. Then, with the template variables filled in as Grafana would:
+every panel query and variable parses and returns data, the rates are exact (each minute
+counted once, see `offset` in queries.py; idle minutes count as no traffic), the 5xx
 alerts return the burst's owner and nothing else, and --owner narrows every query.
 """
 
@@ -30,6 +31,7 @@ from click.testing import CliRunner
 
 from lbscrape.cli import cli
 from lbscrape.core.catalog import DEFAULT
+from lbscrape.core.metrics_config import tailor
 from lbscrape.core.model import Sample, Series
 from lbscrape.mixin import Bundle, build
 from lbscrape.mixin.config import parse_owner
@@ -92,10 +94,10 @@ class World:
         return values
 
 
-def fill(expr: str, values: dict[str, str] | None = None) -> str:
-    """Template variables as Grafana sends them: one-minute interval, All as `.*`."""
-    expr = expr.replace("$__interval_ms", str(INTERVAL * 1000))
-    expr = expr.replace("$__interval", f"{INTERVAL}s")
+def fill(expr: str, values: dict[str, str] | None = None, interval: int = INTERVAL) -> str:
+    """Template variables as Grafana sends them: a one-minute interval, All as `.*`."""
+    expr = expr.replace("$__interval_ms", str(interval * 1000))
+    expr = expr.replace("$__interval", f"{interval}s")
     return re.sub(r"\$(\w+)", lambda m: (values or {}).get(m.group(1), ".*"), expr)
 
 
@@ -103,12 +105,18 @@ def fill(expr: str, values: dict[str, str] | None = None) -> str:
 
 BURST = 15  # minutes of 5xx at the end of web's traffic
 REQUESTS = {"web": 1000.0, "api": 800.0, "shared": 600.0}
+IDLE = {"batch": 600.0}
+"""Requests in one minute of ten (minute % 10 == 0), none in the others: 1 a second."""
+ALBS = {**REQUESTS, **IDLE}
 
 
 def _alb_values(name: str, minute: int, metric: str) -> float | None:
-    """One datapoint of an ALB metric; None: not published (a sparse counter at 0)."""
+    """One datapoint of an ALB metric; None: not published (a sparse counter at 0, or
+    anything but ConsumedLCUs in a minute without traffic)."""
+    if name in IDLE and minute % 10 and metric != "ConsumedLCUs":
+        return None
     burst = name == "web" and minute >= MINUTES - BURST
-    req = REQUESTS[name]
+    req = ALBS[name]
     return {
         "RequestCount": req, "HTTPCode_Target_2XX_Count": req * 0.95,
         "HTTPCode_Target_3XX_Count": req * 0.01, "HTTPCode_Target_4XX_Count": req * 0.02,
@@ -140,11 +148,12 @@ CLB_VALUES = {"RequestCount": 400.0, "Latency": 0.03, "HTTPCode_ELB_4XX": 1.0,
 def seed(aws: world.Aws, kube: FakeKube, minutes: list[int]
          ) -> tuple[dict[str, world.SeededLb], dict[str, world.SeededTg]]:
     kube.put(NET, "ingressclasses", world.ingress_class())
-    lbs = {n: aws.create_lb(f"k8s-{n}-0123456789") for n in REQUESTS}
+    lbs = {n: aws.create_lb(f"k8s-{n}-0123456789") for n in ALBS}
     lbs["db"] = aws.create_lb("k8s-shop-db-0123456789", "network")
     lbs["legacy"] = aws.create_classic("a0123456789abcdef0123456789abcde")
     kube.put(NET, "ingresses", world.ingress("shop", "web", lbs["web"].dns_name))
     kube.put(NET, "ingresses", world.ingress("pay", "api", lbs["api"].dns_name))
+    kube.put(NET, "ingresses", world.ingress("shop", "batch", lbs["batch"].dns_name))
     for ns, name in (("shop", "a"), ("pay", "b")):
         kube.put(NET, "ingresses", world.ingress(ns, name, lbs["shared"].dns_name,
                                                  annotations={GROUP: "shared"}))
@@ -159,7 +168,7 @@ def seed(aws: world.Aws, kube: FakeKube, minutes: list[int]
                         ("shop", "db", "db-tg")):
         kube.put(TGB, "targetgroupbindings", world.target_group_binding(
             ns, svc, tgs[tg].arn, svc, 80))
-    for name in REQUESTS:
+    for name in ALBS:
         for e in DEFAULT.specs("application"):
             pts = [(ts, v) for i, ts in enumerate(minutes)
                    if (v := _alb_values(name, i, e.metric)) is not None]
@@ -264,7 +273,7 @@ def w(moto_server) -> Iterator[World]:
                 "--remote-write-url", prom.write_url, "--now", str(now),
                 "--initial-lookback", "35m", "--log-format", "json"], catch_exceptions=False)
             assert result.exit_code == 0, result.output + result.stderr
-            assert "lbs_written=5" in result.stderr and "target_groups=4" in result.stderr
+            assert "lbs_written=6" in result.stderr and "target_groups=4" in result.stderr
             end = (now - 120) // 60 * 60
             remote_write(prom, self_metrics(end, lbs))
             got = World(prom, end, lbs, tgs)
@@ -308,7 +317,8 @@ def test_rates_count_each_minute_once_on_minute_aligned_steps(w):
     got = {r["metric"].get("ingress") or r["metric"]["ingress_group"]:
            {round(float(v), 6) for _, v in r["values"]}
            for r in w.series(fill(rows["Requests per second"].targets[0].expr))}
-    assert got == {n: {round(v / 60, 6)} for n, v in REQUESTS.items()}
+    # batch's minutes with traffic: 600 in that minute (the idle ones have no point).
+    assert got == {n: {round(v / 60, 6)} for n, v in ALBS.items()}
     ratio = {r["metric"]["ingress"]: [float(v) for _, v in r["values"]]
              for r in w.series(fill(rows["5xx ratio"].targets[0].expr))
              if r["metric"].get("ingress") == "web"}
@@ -329,11 +339,38 @@ def test_variables_list_the_owners_and_all_keeps_ingress_groups(w):
     assert w.label_values("ingress_group", fill(alb["ingress_group"][13:-16])) == ["shared"]
     requests = next(p for p in boards["alb"].panels if p.title == "Requests per second")
     owners = [sorted(r["metric"].items()) for r in w.series(fill(requests.targets[0].expr))]
-    assert len(owners) == 3  # web, api and the IngressGroup (no namespace) under "All"
+    assert len(owners) == 4  # web, api, batch and the IngressGroup (no namespace) under All
     only_shop = w.series(fill(requests.targets[0].expr, {"namespace": "shop"}))
-    assert [r["metric"]["ingress"] for r in only_shop] == ["web"]
+    assert sorted(r["metric"]["ingress"] for r in only_shop) == ["batch", "web"]
     group = w.series(fill(requests.targets[0].expr, {"ingress_group": "shared"}))
     assert [r["metric"]["ingress_group"] for r in group] == ["shared"]
+
+
+def test_variables_list_an_idle_owner_without_request_count(w):
+    """Over minutes without traffic only sparse counters are silent: the owner variables
+    list from RequestCount and the metrics CloudWatch publishes every minute, so batch
+    stays in the dropdown over a time range of its idle minutes (31 to 33), and still
+    does when --metrics-config drops RequestCount. Which series have samples in those
+    minutes is asked in PromQL: Prometheus's label APIs answer per chunk (hours)."""
+    w.section = "variables"
+
+    def owners(*names: str) -> set[str]:
+        return {x["metric"].get("ingress", "") for n in names for x in w.query(
+            f"group by (ingress) (count_over_time({n}[3m]))", time=w.end - 59)}
+
+    no_requests = tailor({"application": {"drop": [{"metric": "RequestCount"}]}}, "m.yaml")
+    for catalog in (DEFAULT, no_requests):
+        alb = next(d for d in build(catalog).dashboards if d.key == "alb")
+        query = dict(alb.variables)["ingress"]
+        named = re.findall(r'__name__=~"([^"]+)"', query)
+        names = named[0].split("|") if named else [query[13:].split("{")[0]]
+        assert "alb_consumed_lcus_average" in names
+        assert "alb_request_count_sum" in names or catalog is no_requests
+        assert "batch" in owners(*names), query
+    # What the variables listed from before, without RequestCount: a sparse counter.
+    before = "alb_http_code_elb_4xx_count_sum"
+    assert owners(before) == {"web", "api", ""}  # batch gone ("": the IngressGroup's)
+    assert "batch" in w.label_values("ingress", before)  # there in its busy minutes
 
 
 def _alerts(w: World, bundle: Bundle) -> dict[str, list[dict[str, str]]]:
@@ -371,7 +408,35 @@ def test_recording_rules_parse_and_record_data(w):
     rate = next(r for r in bundle.records if r["record"] == "owner:alb_request_count:rate10m")
     got = {x["metric"].get("ingress") or x["metric"]["ingress_group"]: float(x["value"][1])
            for x in w.query(rate["expr"])}
-    assert got == {n: pytest.approx(v / 60) for n, v in REQUESTS.items()}
+    # batch: 600 requests in the one minute of ten with traffic, so 1 a second.
+    assert got == {**{n: pytest.approx(v / 60) for n, v in REQUESTS.items()}, "batch": 1.0}
+
+
+def test_rates_are_exact_over_minutes_without_traffic(w):
+    """CloudWatch writes nothing for an idle minute (and zero-fill nothing either): a rate
+    must count it as no traffic. The formula before, the mean of the samples there are
+    over one period, said 10 requests a second for batch's 1; the sum says 1."""
+    w.section = "idle minutes"
+    batch = 'alb_request_count_sum{ingress="batch"}'
+    old = f"sum(avg_over_time({batch}[10m] offset 4m1ms)) / 60"
+    assert [float(x["value"][1]) for x in w.query(old)] == [10.0]
+    rule = next(r for r in build(DEFAULT).records
+                if r["record"] == "owner:alb_request_count:rate10m")
+    assert [float(x["value"][1]) for x in w.query(rule["expr"])
+            if x["metric"].get("ingress") == "batch"] == [1.0]
+    # A panel zoomed out to a 10m interval: every interval holds one busy minute. Steps
+    # aligned to the interval, as Grafana aligns them, up to where the data are complete
+    # (the panel's timeShift of the lag puts its end there).
+    requests = next(p for d in build(DEFAULT).dashboards if d.key == "alb"
+                    for p in d.panels if p.title == "Requests per second")
+    start, end = -(-(w.end - 25 * 60) // 600) * 600, w.end // 600 * 600
+    for expr, want in ((fill(requests.targets[0].expr, interval=600), 1.0),
+                       (fill(requests.targets[0].expr.replace("sum_over_time", "avg_over_time")
+                             .replace("($__interval_ms / 1000)", "60"), interval=600), 10.0)):
+        got = [r for r in w.query(expr, start=start, end=end, step=600)
+               if r["metric"].get("ingress") == "batch"]
+        assert len(got) == 1 and len(got[0]["values"]) >= 2
+        assert {float(v) for _, v in got[0]["values"]} == {want}, expr
 
 
 OWNERS = {  # owner: (its labels, dashboards with data)

@@ -15,7 +15,9 @@ import pytest
 from lbscrape.core.config import parse_remote_write_url
 from lbscrape.core.errors import ConfigError
 from tests import world
-from tests.test_run import Scene, end_for, summary
+from tests.fakereceiver import decode, push
+from tests.faultproxy import FaultProxy
+from tests.test_run import Scene, end_for, logs, summary
 
 
 class Always400(BaseHTTPRequestHandler):
@@ -58,16 +60,105 @@ def _crash_then_repeat(scene, first, second):
     return scene.run(second)
 
 
-def test_repeated_window_costs_a_request_per_minute_not_per_sample(aws, kube, prometheus):
+def _counter(result, name):
+    return int(summary(result).split(f"{name}=")[1].split()[0])
+
+
+def _series_minutes(scene, lb):
+    """{series name: [timestamps s]} of every data series of `lb` in Prometheus (not
+    lbscrape's own lag series, which carries the data's labels)."""
+    got = scene.prom.raw(f'{{load_balancer_name="{lb.name}",__name__!~"lbscrape_.+"}}')
+    return {dict(k)["__name__"]: [t // 1000 for t, _ in v] for k, v in got.items()}
+
+
+def test_repeated_window_is_written_exactly_at_about_a_request_per_refused_sample(
+        aws, kube, prometheus):
+    """A crash after the write: every series already holds the window. Prometheus does
+    not say which series it refuses, so each repeated sample is proven refused on its
+    own; the new minutes land, nothing else is lost."""
     scene = Scene(aws, kube, prometheus)
     result = _crash_then_repeat(scene, scene.clock - 120, scene.clock)
-    s = summary(result)
-    requests = int(s.split("remote_write_requests=")[1].split()[0])
-    # 2 LBs x 10 repeated minutes, plus a request or two each for the new minutes.
-    assert requests <= 2 * 10 + 6, s
+    start, end = end_for(scene.clock - 120) - 600, end_for(scene.clock)
+    rejected, requests = _counter(result, "samples_rejected"), _counter(result, "remote_write_requests")
+    series = {**_series_minutes(scene, scene.alb), **_series_minutes(scene, scene.nlb)}
+    # The repeat's window (10 minutes back from its end) holds 8 written minutes; the
+    # newest is each series' newest, an identical duplicate, accepted.
+    assert rejected == 7 * len(series)
+    # Per LB a request per repeated minute for the group, the first one halved; the
+    # request and its split by LB; the rest at once.
+    assert rejected < requests <= rejected + 2 * (8 + 2 + 1) + 3, summary(result)
     assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
-        scene.requests, end_for(scene.clock - 120) - 600, end_for(scene.clock))
-    assert scene.checkpoint()[scene.alb.dimension] == _iso(end_for(scene.clock))
+        scene.requests, start, end)
+    assert scene.stored("nlb_new_flow_count_sum")[scene.nlb.name] == scene.expected(
+        scene.flows, start, end)
+    assert all(ts == list(range(start, end, 60)) for ts in series.values()), series
+    assert scene.checkpoint()[scene.alb.dimension] == _iso(end)
+
+
+def test_a_series_holding_a_later_sample_loses_only_its_own_refused_samples(
+        aws, kube, prometheus):
+    """Another writer (a backfill, a second lbscrape) wrote one series of the ALB ahead
+    of lbscrape's checkpoint. Only that series' samples before it are refused; the other
+    series of the ALB and the NLB land exactly; the next run does not send them again."""
+    scene = Scene(aws, kube, prometheus)
+    first, second = scene.clock - 300, scene.clock - 60
+    scene.run(first)
+    end1, end2 = end_for(first), end_for(second)
+    (victim,) = prometheus.raw("alb_request_count_sum")
+    foreign = end1 + 120  # of end1..end1+180: two out of order, one with another value
+    assert push(prometheus.write_url, [(victim, [(foreign * 1000, 4242.0)])]) == 204
+    result = scene.run(second)
+    s = summary(result)
+    assert "lbs_failed=0" in s and _counter(result, "samples_rejected") == 3, s
+    assert scene.stored("alb_request_count_sum")[scene.alb.name] == (
+        scene.expected(scene.requests, end1 - 600, end1) + [(foreign, 4242.0)]
+        + scene.expected(scene.requests, foreign + 60, end2))
+    assert scene.stored("alb_target_response_time_average")[scene.alb.name] == [
+        (ts, 0.25 + scene.minutes.index(ts) / 100) for ts in range(end1 - 600, end2, 60)]
+    assert scene.stored("alb_http_code_elb_5xx_count_sum")[scene.alb.name] == [
+        (ts, float(scene.minutes.index(ts) % 3)) for ts in range(end1 - 600, end2, 60)]
+    others = {k: v for k, v in _series_minutes(scene, scene.alb).items()
+              if k != "alb_request_count_sum"}
+    assert len(others) > 5 and all(ts == list(range(end1 - 600, end2, 60))
+                                   for ts in others.values())
+    assert scene.stored("nlb_new_flow_count_sum")[scene.nlb.name] == scene.expected(
+        scene.flows, end1 - 600, end2)
+    # Logged once per load balancer and reason, naming the series.
+    refused = [r["msg"] for r in logs(result) if r["msg"].startswith("remote write refused")]
+    assert len(refused) == 2, refused
+    assert all(scene.alb.name in m and "alb_request_count_sum{" in m for m in refused)
+    assert any("out of order sample" in m for m in refused)
+    assert any("duplicate sample for timestamp" in m for m in refused)
+    assert scene.checkpoint() == {scene.alb.dimension: _iso(end2), scene.nlb.dimension: _iso(end2)}
+    # The next run starts past the refused samples: it never sends them again.
+    proxy = FaultProxy(prometheus.url)
+    proxy.start()
+    try:
+        result = scene.run(scene.clock, remote_write_url=f"{proxy.url}/api/v1/write")
+    finally:
+        proxy.stop()
+    sent = [ts for r in proxy.seen if r.method == "POST" for _, samples in decode(r.body)
+            for ts, _ in samples]
+    assert sent and min(sent) >= end2 * 1000
+    assert _counter(result, "samples_rejected") == 0
+
+
+def test_with_an_out_of_order_window_a_repeat_is_one_request(aws, kube, prometheus):
+    """Identical samples inside the out-of-order window are accepted again, unchanged."""
+    prometheus.stop()
+    ooo = world.Prometheus(ooo_window="1h").start()
+    try:
+        scene = Scene(aws, kube, ooo)
+        result = _crash_then_repeat(scene, scene.clock - 120, scene.clock)
+        assert _counter(result, "remote_write_requests") == 1
+        assert _counter(result, "samples_rejected") == 0
+        start, end = end_for(scene.clock - 120) - 600, end_for(scene.clock)
+        assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
+            scene.requests, start, end)
+        assert all(ts == list(range(start, end, 60))
+                   for ts in _series_minutes(scene, scene.alb).values())
+    finally:
+        ooo.cleanup()
 
 
 def test_out_of_order_window_too_old_500_is_a_refusal_not_an_outage(aws, kube, prometheus):

@@ -304,6 +304,22 @@ def test_own_series_refused_fail_the_run_and_nothing_else(watched):
     assert stored_runs(s.prom) == {}
 
 
+def test_own_series_hanging_past_the_deadline_end_the_run_in_time(watched):
+    """Their request still in flight when the run's time is up is abandoned like any
+    other: one warning, exit 1, the summary still the last line, the data checkpointed."""
+    w, s = watched, watched.scene
+    w.rw.add(Rule(is_own, delay=4))
+    ran = w.run(s.clock - 120, "--deadline", "3s", expect=1)
+    assert ran.ended - ran.started < 3.5
+    (warning,) = own_warnings(ran)
+    assert "lbs_failed=0" in logs(ran)[-1]["msg"] and "run finished" in logs(ran)[-1]["msg"]
+    assert ran.checkpoint[s.alb.dimension] == (s.clock - 120 - SETTLE) // 60 * 60
+    (own,) = [r for r in ran.rw if is_own(r)]
+    deadline = time.monotonic() + 10
+    while own.status is None and time.monotonic() < deadline:  # let the proxy finish
+        time.sleep(0.1)
+
+
 def test_an_aborted_run_still_says_so(watched):
     w, s = watched, watched.scene
     s.kube.inject("GET", "/ingresses", 403)

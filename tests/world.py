@@ -50,6 +50,16 @@ class Prometheus:
         return f"{self.url}/api/v1/write"
 
     def start(self, timeout: float = 20.0) -> Prometheus:
+        """Start and wait until ready; if it does not get there, stop it, remove its
+        directory and raise with the end of its log."""
+        try:
+            return self._start(timeout)
+        except BaseException as e:
+            log = self._log_tail()
+            self.cleanup()
+            raise RuntimeError(f"prometheus did not start: {e}; its log ends: {log}") from e
+
+    def _start(self, timeout: float) -> Prometheus:
         config = os.path.join(self.dir, "prometheus.yml")
         with open(config, "w") as f:
             f.write("global:\n  scrape_interval: 1m\n")
@@ -65,7 +75,7 @@ class Prometheus:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: see {self.dir}/prometheus.log")
+                raise RuntimeError("prometheus exited")
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
                     if r.status == 200:
@@ -73,6 +83,13 @@ class Prometheus:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("prometheus did not become ready")
+
+    def _log_tail(self) -> str:
+        try:
+            with open(os.path.join(self.dir, "prometheus.log"), "rb") as f:
+                return f.read()[-1000:].decode("utf-8", "replace")
+        except OSError:
+            return "(none)"
 
     def stop(self) -> None:
         """Stop only the process this object started, by its PID."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from lbscrape.core.budget import Budget, unlimited
+from lbscrape.core.budget import Abandoned, Budget, unlimited
 from lbscrape.core.catalog import KINDS, Catalog
 from lbscrape.core.errors import NO_CREDENTIALS, AwsError
 from lbscrape.core.model import LoadBalancer, MetricSpec, Sample, TargetGroup, Window, isotime
@@ -141,12 +141,20 @@ def fetch(client: CloudWatchClient, calls: Sequence[Call], budget: Budget | None
           ) -> FetchResult:
     budget = budget or unlimited()
     result = FetchResult()
-    for call in calls:
+    for i, call in enumerate(calls):
         if budget.stopping:
             for q in call.queries:
                 result.failed.setdefault(q.lb_key, f"not fetched: {budget.reason}")
             continue
-        _fetch_call(client, call, result, budget)
+        try:
+            _fetch_call(client, call, result, budget)
+        except Abandoned:  # the call in flight ran out of time: keep what came before it
+            log.warning("GetMetricData abandoned in flight: %s", budget.reason)
+            for later in calls[i:]:
+                for q in later.queries:
+                    result.failed.setdefault(q.lb_key, f"not fetched: {budget.reason} "
+                                                       "(a call in flight was abandoned)")
+            break
     return result
 
 

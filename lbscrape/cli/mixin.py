@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from lbscrape.cli.options import console
-from lbscrape.mixin.render import FORMATS, Format
-
-
-def _env(name: str) -> str:
-    return f"LBSCRAPE_{name}"
+from lbscrape.cli.options import console, opt
+from lbscrape.core.options import MixinOptions
+from lbscrape.mixin.manifest import MANIFEST
+from lbscrape.mixin.render import FORMATS
 
 
 @click.command()
-@click.option("--output-dir", required=True, metavar="DIR", envvar=_env("MIXIN_OUTPUT_DIR"),
-              show_envvar=True, help="Where to write (created if missing; files are replaced).")
-@click.option("--config", "config_path", default=None, metavar="FILE",
-              envvar=_env("MIXIN_CONFIG"), show_envvar=True,
-              help="YAML or JSON file of thresholds, for: durations, severities, alert "
-                   "labels and selectors (see README, Dashboards and alerts).")
-@click.option("--owner", default=None, metavar="NAMESPACE/KIND/NAME",
-              envvar=_env("MIXIN_OWNER"), show_envvar=True,
-              help="Only this owner's load balancer: NAMESPACE/ingress/NAME, "
-                   "NAMESPACE/service/NAME or ingress-group/NAME. Narrows every query and "
-                   "alert to its labels and names the outputs after it.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="files",
-              envvar=_env("MIXIN_FORMAT"), show_envvar=True, show_default=True,
-              help="files: dashboards/*.json and Prometheus rule files; kubernetes: a "
-                   "PrometheusRule and a ConfigMap per dashboard for the Grafana sidecar.")
-@click.option("--metrics-config", default=None, metavar="FILE",
-              envvar=_env("METRICS_CONFIG"), show_envvar=True,
-              help="The CronJob's --metrics-config: panels and alerts only for what it "
-                   "fetches.")
-def mixin(output_dir: str, config_path: str | None, owner: str | None, fmt: Format,
-          metrics_config: str | None) -> int:
+@opt("--output-dir", required=True, metavar="DIR", envvar="LBSCRAPE_MIXIN_OUTPUT_DIR",
+     help="Where to write (created if missing). Files are replaced; files an earlier run "
+          f"wrote there and this one does not (listed in DIR/{MANIFEST}) are removed, unless "
+          "changed since; no other file is touched.")
+@opt("--config", default=None, metavar="FILE", envvar="LBSCRAPE_MIXIN_CONFIG",
+     help="YAML or JSON file of thresholds, for: durations, severities, alert labels, "
+          "selectors and the CronJob's period, settle delay and schedule (see README, "
+          "Dashboards and alerts). Default: the built-in defaults.")
+@opt("--owner", default=None, metavar="NAMESPACE/KIND/NAME", envvar="LBSCRAPE_MIXIN_OWNER",
+     help="Only this owner's load balancer: NAMESPACE/ingress/NAME, NAMESPACE/service/NAME "
+          "or ingress-group/NAME. Narrows every query and alert to its labels and names the "
+          "outputs after it. Default: the whole fleet.")
+@opt("--format", "fmt", type=click.Choice(FORMATS), default="files",
+     envvar="LBSCRAPE_MIXIN_FORMAT",
+     help="files: dashboards/*.json and Prometheus rule files; kubernetes: a PrometheusRule "
+          "and a ConfigMap per dashboard for the Grafana sidecar.")
+@opt("--metrics-config", default=None, metavar="FILE",
+     help="The CronJob's --metrics-config: panels and alerts only for what it fetches. "
+          "Default: the default catalog.")
+def mixin(**options: Any) -> int:
     """Write Grafana dashboards, Prometheus alerts and recording rules for lbscrape's series.
 
     One dashboard per load-balancer type the catalog fetches (ALB, NLB, Classic), one for
@@ -50,4 +49,4 @@ def mixin(output_dir: str, config_path: str | None, owner: str | None, fmt: Form
     """
     from lbscrape.flows.mixin import execute
 
-    return execute(output_dir, config_path, owner, fmt, metrics_config, console())
+    return execute(MixinOptions(**options), console())

@@ -28,10 +28,12 @@ OUTPUT_CHOICE = click.Choice(["table", "json"])
 
 
 def opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
-    """click.option with an LBSCRAPE_<NAME> environment variable and the default shown."""
+    """click.option with an LBSCRAPE_<NAME> environment variable (or `envvar=`) and the
+    default shown."""
     name = decls[0].split("/")[0].lstrip("-").replace("-", "_").upper()
     kwargs.setdefault("show_default", True)
-    return click.option(*decls, envvar=f"LBSCRAPE_{name}", show_envvar=True, **kwargs)
+    kwargs.setdefault("envvar", f"LBSCRAPE_{name}")
+    return click.option(*decls, show_envvar=True, **kwargs)
 
 
 def output_option(f: F) -> F:

@@ -51,8 +51,9 @@ from lbscrape.core.shard import INDEX_ENV
           "a dry run prints them.")
 @remote_write_options
 @opt("--deadline", default="50s",
-     help="The run ends by then: no new fetches, no new writes. Keep it under the schedule "
-          "interval and the Job's activeDeadlineSeconds.")
+     help="The run ends by then: no new fetches, no new writes, a request in flight "
+          "abandoned (storing checkpoints may take 2s more). Keep it under the schedule "
+          "interval and a few seconds under the Job's activeDeadlineSeconds.")
 @opt("--metrics-config", default=None, metavar="FILE",
      help="YAML or JSON file that adds metrics, statistics and percentiles to the default "
           "catalog or drops them (see 'lbscrape metrics').")

@@ -52,12 +52,19 @@ class RemoteWriteError(LbscrapeError):
     some of its samples (400 and friends), so the rest may be written without them.
     `stale`: the refusal says the samples are older than, or conflict with, what the
     series already holds (typically already written by an interrupted run).
+    `named`: (labels, timestamp ms) of the samples the receiver says it refused, when it
+    names them (Mimir, Cortex): such a receiver stored the rest of the request.
+    `reason`: the refusal without the sample it names, to group refusals by.
     """
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 sample: bool = False, stale: bool = False) -> None:
+                 sample: bool = False, stale: bool = False,
+                 named: tuple[tuple[tuple[tuple[str, str], ...], int], ...] = (),
+                 reason: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.sample = sample
         self.stale = stale
+        self.named = named
+        self.reason = reason or message

@@ -208,6 +208,17 @@ class EstimateOptions:
 
 
 @dataclass(frozen=True)
+class MixinOptions:
+    """`lbscrape mixin`, as given; lbscrape.mixin.config reads and checks the files."""
+
+    output_dir: str
+    config: str | None = None
+    owner: str | None = None
+    fmt: str = "files"
+    metrics_config: str | None = None
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """A validated run: the config, and what the command needs beside it."""
 

@@ -19,20 +19,12 @@ from kubernetes import client as k8s
 from lbscrape import __version__
 from lbscrape.aws import cloudwatch
 from lbscrape.aws.resolve import ElbClient, explain, find, find_target_groups
-from lbscrape.core.budget import Budget
+from lbscrape.core.budget import Abandoned, Budget, Phase
 from lbscrape.core.catalog import DIMENSION_SETS, Catalog, DimensionSet
 from lbscrape.core.checkpoint import Checkpoint
 from lbscrape.core.config import RunConfig
-from lbscrape.core.errors import ExitStatus, LbscrapeError
-from lbscrape.core.model import (
-    LbType,
-    LoadBalancer,
-    MetricSpec,
-    Sample,
-    Series,
-    Window,
-    isotime,
-)
+from lbscrape.core.errors import CheckpointError, ExitStatus, LbscrapeError
+from lbscrape.core.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
 from lbscrape.core.window import WindowPlan, plan_window
 from lbscrape.kube import events, owner_labels
 from lbscrape.kube.discovery import discover, target_group_bindings
@@ -97,7 +89,10 @@ def run(cfg: RunConfig, clients: Clients, now: int,
     started = time.monotonic()
     result = RunResult()
     try:
-        _run(cfg, clients, now, emit, budget, result)
+        try:
+            _run(cfg, clients, now, emit, budget, result)
+        except Abandoned as e:  # before anything was written (the later stages catch it)
+            raise LbscrapeError(f"abandoned: {e}; nothing was written") from None
     except Exception as e:
         _record_events(clients, result, now, budget)  # what owners should know still holds
         # flows.run exits 1 for an aborted run (and Python does for anything unexpected).
@@ -125,6 +120,7 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     calls = cloudwatch.plan_calls(
         cloudwatch.fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()}))
     fetched = cloudwatch.fetch(clients.cloudwatch, calls, budget)
+    _enter(budget, "write")
     result.counters.update(gmd_calls=fetched.calls, metrics_requested=fetched.metrics_requested)
     batches, zeros = _batches(cfg, lbs, labels, plans, fetched, result)
     if cfg.dry_run or clients.writer is None:
@@ -135,10 +131,14 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
         result.counters.update(samples_would_write=sum(delivery.count(b.series)
                                                        for b in batches))
         return
-    outcome = _write(clients.writer, batches, result)
+    outcome = _write(clients.writer, batches, result, budget)
     result.counters["zeros_written"] = self_metrics.zeros_written(
         zeros, outcome.through, ((r.labels, r.timestamp_ms) for r in outcome.rejected))
-    _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
+    try:
+        _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
+    except Abandoned as e:
+        raise CheckpointError(f"checkpoints not stored, abandoned: {e}; the next run "
+                              "repeats what this one wrote") from None
 
 
 def _discover(cfg: RunConfig, clients: Clients, result: RunResult
@@ -227,10 +227,16 @@ def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], labels: Mapping[str, d
     return batches, zeros
 
 
+def _enter(budget: Budget | None, phase: Phase) -> None:
+    if budget is not None:
+        budget.enter(phase)
+
+
 def _write(writer: remote_write.Client, batches: Sequence[delivery.LbBatch],
-           result: RunResult) -> delivery.Delivery:
+           result: RunResult, budget: Budget | None) -> delivery.Delivery:
     outcome = delivery.deliver(
         writer, delivery.plan_requests(batches, writer.settings.max_samples_per_request))
+    _enter(budget, "finish")  # what was written is checkpointed, even past the end
     result.counters.update(samples_written=outcome.samples_written,
                            samples_rejected=len(outcome.rejected),
                            remote_write_requests=writer.requests)
@@ -353,10 +359,11 @@ def _publish(cfg: RunConfig, clients: Clients, result: RunResult, now: int, star
     try:
         for i in range(0, len(series), step):
             clients.writer.post(remote_write.encode(series[i:i + step]))
-    except LbscrapeError as e:
-        result.self_metrics_error = str(e)
+    except (LbscrapeError, Abandoned) as e:  # Abandoned: the deadline or SIGTERM's grace
+        result.self_metrics_error = f"abandoned: {e}" if isinstance(e, Abandoned) else str(e)
         log.warning("lbscrape's own series (lbscrape_run_*) not written: %s; the run exits "
-                    "non-zero (its data and checkpoints are not affected)", e)
+                    "non-zero (its data and checkpoints are not affected)",
+                    result.self_metrics_error)
 
 
 def _record_events(clients: Clients, result: RunResult, now: int,
@@ -366,7 +373,7 @@ def _record_events(clients: Clients, result: RunResult, now: int,
         return
     try:
         outcome = clients.events.record(result.notices, now, budget)
-    except Exception as e:  # an Event is never worth failing the run
+    except (Exception, Abandoned) as e:  # an Event is never worth failing the run
         log.warning("recording Kubernetes Events failed: %s", e)
         return
     result.counters.update(events_recorded=outcome.recorded)
@@ -404,8 +411,8 @@ def _report_rejected(rejected: list[delivery.Rejected]) -> None:
             "remote write refused %d samples of load balancer %s (%d series, %s..%s): %s; "
             "e.g. %s%s", len(rs), name, len({r.labels for r in rs}), isotime(ts[0]),
             isotime(ts[-1]), reason, selector(rs[0].labels),
-            " (refused as older than what Prometheus holds: usually samples an interrupted "
-            "run already wrote)" if remote_write.is_stale_reason(reason) else "")
+            " (the series already holds later samples: written by an interrupted run, or "
+            "by another writer)" if remote_write.is_stale_reason(reason) else "")
 
 
 def _summary(result: RunResult, started: float, *, dry_run: bool,

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError
 from lbscrape import __version__
 from lbscrape.aws import session as aws
 from lbscrape.core import logs
-from lbscrape.core.budget import Budget
+from lbscrape.core.budget import Abandoned, Budget
 from lbscrape.core.catalog import KINDS
 from lbscrape.core.checkpoint import FileStore
 from lbscrape.core.config import RemoteWriteSettings, RunConfig, redact_url
@@ -88,18 +88,43 @@ def _clients(cfg: RunConfig, kube: Any, session: Any,
 
 def _run_with_sigterm(settings: RunSettings, clients: pipeline.Clients,
                       emit: Callable[[str], Any], budget: Budget) -> int:
+    """The cycle under a timer: a request still in flight when the budget says so
+    (budget.abandon_at: the deadline, or SIGTERM's grace) is interrupted by Abandoned,
+    raised from SIGALRM. A handler that raises ends a blocking socket read (PEP 475)."""
+    active = True
+
     def on_sigterm(signum: int, frame: object) -> None:
         log.warning("SIGTERM: no more fetching; writing what was fetched and storing "
-                    "checkpoints within %ds", SIGTERM_GRACE)
+                    "checkpoints within %ds; a request still in flight then is abandoned",
+                    SIGTERM_GRACE)
         budget.stop("stopped by SIGTERM", SIGTERM_GRACE)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    def on_alarm(signum: int, frame: object) -> None:
+        if active:
+            raise Abandoned(budget.reason)
+
+    def arm(seconds: float) -> None:
+        if active:
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, seconds))
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm), signal.signal(signal.SIGALRM, on_alarm)
+    budget.watcher = arm
     try:
-        result = pipeline.run(settings.config, clients, settings.now, emit=emit, budget=budget)
+        try:
+            budget.enter("fetch")
+            result = pipeline.run(settings.config, clients, settings.now, emit=emit,
+                                  budget=budget)
+        finally:
+            active = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            budget.watcher = None
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGALRM, previous[1])
     except (LbscrapeError, BotoCoreError):
         return ExitStatus.ERROR  # pipeline.run's summary line named it
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except Abandoned:  # fired between the stages' own handling of it
+        log.error("run abandoned: %s", budget.reason)
+        return ExitStatus.ERROR
     return result.status
 
 

@@ -9,9 +9,11 @@ YAML. Nothing here contacts a cluster or AWS, or imports boto3, kubernetes or pr
 The one rule every query here follows: lbscrape's alb_*/nlb_*/elb_* series are CloudWatch
 statistics per period (a Sum sample is the count *in that minute*), not Prometheus
 counters. rate()/irate()/increase() would read each minute's count as a cumulative total
-and report nonsense, so a per-second rate is `sum_over_time(x[R]) / R-seconds`, a ratio
-divides two sums over the same range, and because samples are stamped minutes in the past
-(the settle delay plus one period), alerts look back at least 5 minutes (10 by default).
+and report nonsense, so a per-second rate is `sum_over_time(x[R]) / R-seconds` over a
+complete range (CloudWatch writes nothing for an idle minute, so a mean of the samples
+would count only busy ones), a ratio divides two sums over the same range, and because the
+newest minutes are not written yet (settings.Timing.lag: settle delay, period, schedule),
+sums end that far back and every range is derived from the CronJob's timing.
 """
 
 from lbscrape.mixin.bundle import Bundle, build

@@ -1,9 +1,10 @@
-"""Prometheus alerting and recording rules as plain dicts (rule groups ready for YAML).
+"""Prometheus alerting rules as plain dicts (rule groups ready for YAML).
 
-Every data alert looks back over a range (10m by default, never under 5m): samples are
-stamped the settle delay plus one period in the past, so a shorter range would often hold
-none, and an instant selector (which looks back only 5m, from evaluation time) would flap
-between a value and nothing. They group by the owner labels (README's contract), plus
+Samples are stamped minutes in the past and the newest minutes are not written yet
+(Timing.lag: the settle delay, one period and the schedule interval). So an alert that
+sums (a ratio, a count) sums a complete range that ends the lag back (`offset`), and one
+that reads a level looks back over a range that always holds the newest sample (at least
+the lag plus two periods). They group by the owner labels (README's contract), plus
 MixinConfig.group_by, so each fires once per Ingress, IngressGroup or Service and
 Alertmanager can route on `namespace` (or a team label).
 
@@ -29,16 +30,24 @@ from lbscrape.mixin.queries import (
     TARGET_LABELS,
     Fetched,
     by,
+    lag_offset,
     ratio,
     sum_over,
+    weighted_mean,
     window,
 )
-from lbscrape.mixin.settings import AlertSettings, Matcher, MixinConfig, OwnerRef, parse_duration
+from lbscrape.mixin.settings import (
+    AlertSettings,
+    Matcher,
+    MixinConfig,
+    OwnerRef,
+    format_duration,
+    parse_duration,
+)
 
 Rule = dict[str, Any]
 Group = dict[str, Any]
 Shape = Literal["ratio", "level_above", "hosts_below", "hosts_above", "count_above"]
-RECORD_RANGE = "10m"
 LB = "{{ $labels.load_balancer_name }}"
 CL = "{{ $labels.cluster }}"
 TG = ("target group {{ $labels.target_group }}{{ if $labels.target_service }} (Service "
@@ -57,6 +66,11 @@ class Ctx:
 
     def group(self, *labels: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*labels, *self.cfg.group_by)))
+
+    @property
+    def lag(self) -> str:
+        """The offset that makes a range complete (queries.lag_offset)."""
+        return lag_offset(self.cfg.timing)
 
     def rule(self, name: str, expr: str, summary: str, description: str) -> Rule:
         a = self.cfg.alert(name)
@@ -82,7 +96,7 @@ class AlertDef:
 def _ratio(name: str, t: LbType, metric: str, den: str, summary: str, what: str) -> AlertDef:
     of = "new flows" if den == "NewFlowCount" else "requests"
     return AlertDef(name, t, "ratio", metric, summary,
-                    f"<value> of the {of} to <owner> (<lb>) over the last <range> {what} "
+                    f"<value> of the {of} to <owner> (<lb>) over <range> {what} "
                     f"(threshold <threshold>, with at least <min_traffic> {of}).",
                     denominator=den)
 
@@ -92,8 +106,8 @@ def _hosts(name: str, t: LbType, metric: str, shape: Shape, per: DimensionSet,
     return AlertDef(name, t, shape, metric, summary, f"<owner> (<lb>) {what}", per, "Average")
 
 
-_HOSTS_NONE = "has had at most <value> healthy hosts over the last <range>."
-_HOSTS_BAD = "has had at least <value> unhealthy hosts all through the last <range>."
+_HOSTS_NONE = "had <value> healthy hosts in its newest minute of data."
+_HOSTS_BAD = "has had at least <value> unhealthy hosts all through <range>."
 LB_ALERTS: tuple[AlertDef, ...] = (
     _ratio("AlbElb5xxRatioHigh", "application", "HTTPCode_ELB_5XX_Count", "RequestCount",
            "The ALB itself answers many requests with 5xx.",
@@ -104,14 +118,15 @@ LB_ALERTS: tuple[AlertDef, ...] = (
            "were answered 5xx by the targets"),
     AlertDef("AlbTargetResponseTimeHigh", "application", "level_above", "TargetResponseTime",
              "The ALB's targets are slow.", "Targets of <owner> (<lb>) took <value> on "
-             "average over the last <range> (threshold <threshold>).", stat="Average"),
+             "average per request over <range> (threshold <threshold>).", stat="Average",
+             denominator="RequestCount"),
     _hosts("AlbNoHealthyTargets", "application", "HealthyHostCount", "hosts_below",
            "target_group", "An ALB target group has no healthy target.", _HOSTS_NONE),
     _hosts("AlbUnhealthyTargets", "application", "UnHealthyHostCount", "hosts_above",
            "target_group", "An ALB target group has unhealthy targets.", _HOSTS_BAD),
     AlertDef("AlbRejectedConnections", "application", "count_above", "RejectedConnectionCount",
              "The ALB rejects connections.", "<owner> (<lb>) rejected <value> connections "
-             "over the last <range> because it reached its maximum (threshold <threshold>)."),
+             "over <range> because it reached its maximum (threshold <threshold>)."),
     _ratio("NlbLoadBalancerResetsHigh", "network", "TCP_ELB_Reset_Count", "NewFlowCount",
            "The NLB itself resets many connections.",
            "saw a TCP reset sent by the load balancer itself"),
@@ -130,15 +145,15 @@ LB_ALERTS: tuple[AlertDef, ...] = (
            "were answered 5xx by the backends"),
     AlertDef("ClassicElbLatencyHigh", "classic", "level_above", "Latency",
              "The classic ELB's backends are slow.", "Backends of <owner> (<lb>) took "
-             "<value> on average over the last <range> (threshold <threshold>).",
-             stat="Average"),
+             "<value> on average per request over <range> (threshold <threshold>).",
+             stat="Average", denominator="RequestCount"),
     _hosts("ClassicElbNoHealthyHosts", "classic", "HealthyHostCount", "hosts_below",
            "load_balancer", "A classic ELB has no healthy backend.", _HOSTS_NONE),
     _hosts("ClassicElbUnhealthyHosts", "classic", "UnHealthyHostCount", "hosts_above",
            "load_balancer", "A classic ELB has unhealthy backends.", _HOSTS_BAD),
     AlertDef("ClassicElbSpillover", "classic", "count_above", "SpilloverCount",
              "The classic ELB refuses requests: its surge queue is full.",
-             "<owner> (<lb>) refused <value> requests over the last <range> because its "
+             "<owner> (<lb>) refused <value> requests over <range> because its "
              "surge queue was full (threshold <threshold>)."),
 )
 _VALUE = {"ratio": "{{ $value | humanizePercentage }}",
@@ -151,20 +166,27 @@ def _threshold_text(shape: Shape, value: float) -> str:
     return f"{value:g}s" if shape == "level_above" else f"{value:g}"
 
 
-def _expr(d: AlertDef, a: AlertSettings, name: str, den: str | None, m: Sequence[Matcher],
+def _expr(d: AlertDef, a: AlertSettings, name: str, den: str | None, ctx: Ctx,
           g: Sequence[str]) -> str:
-    sel = window(name, m, a.range)
-    t = f"{a.threshold:g}"
+    m, rng, lag, t = ctx.matchers, ctx.cfg.range_of(d.name), ctx.lag, f"{a.threshold:g}"
     if d.shape == "ratio":
-        return (f"(\n{ratio(name, den or '', m, a.range, g)}\n) > {t}\nand\n"
-                f"{sum_over(den or '', m, a.range, g)} >= {a.min_traffic or 0:g}")
-    if d.shape == "level_above":
-        return f"max {by(g)} (avg_over_time({sel})) > {t}"
-    if d.shape == "hosts_below":
-        return f"max {by(g)} (max_over_time({sel})) < {t}"
+        return (f"(\n{ratio(name, den or '', m, rng, g, lag)}\n) > {t}\nand\n"
+                f"{sum_over(den or '', m, rng, g, lag)} >= {a.min_traffic or 0:g}")
+    if d.shape == "level_above":  # a mean per request, not a mean of per-minute means
+        mean = weighted_mean(name, den or "", m, rng, g, ctx.cfg.period_seconds, lag)
+        return f"(\n{mean}\n) > {t}"
+    if d.shape == "hosts_below":  # the newest sample: no waiting for a range to empty
+        return f"max {by(g)} (last_over_time({window(name, m, rng)})) < {t}"
     if d.shape == "hosts_above":
-        return f"min {by(g)} (min_over_time({sel})) > {t}"
-    return f"{sum_over(name, m, a.range, g)} > {t}"
+        return f"min {by(g)} (min_over_time({window(name, m, rng)})) > {t}"
+    return f"{sum_over(name, m, rng, g, lag)} > {t}"
+
+
+def _range_text(d: AlertDef, rng: str, ctx: Ctx) -> str:
+    """What the range covers: a sum's ends the lag back."""
+    if d.shape in ("hosts_below", "hosts_above"):
+        return f"the last {rng}"
+    return f"the {rng} up to {format_duration(ctx.cfg.timing.lag)} ago"
 
 
 def lb_alert(d: AlertDef, ctx: Ctx) -> Rule | str:
@@ -187,44 +209,49 @@ def lb_alert(d: AlertDef, ctx: Ctx) -> Rule | str:
     for token, value in (("<value>", _VALUE.get(d.shape, "{{ $value | humanize }}")),
                          ("<owner>", owner), ("<lb>", f"{KINDS[d.lb_type].title} {LB}, "
                                                       f"cluster {CL}"),
-                         ("<range>", a.range),
+                         ("<range>", _range_text(d, ctx.cfg.range_of(d.name), ctx)),
                          ("<threshold>", _threshold_text(d.shape, a.threshold)),
                          ("<min_traffic>", f"{a.min_traffic or 0:g}")):
         text = text.replace(token, value)
-    return ctx.rule(d.name, _expr(d, a, name or "", den, ctx.matchers, g), d.summary, text)
+    return ctx.rule(d.name, _expr(d, a, name or "", den, ctx, g), d.summary, text)
 
 
 # --- lbscrape's own alerts, from the self-telemetry series (issue 13) --------------------------
 
 def _not_running(ctx: Ctx, a: AlertSettings) -> Rule:
-    # A run that cannot reach the endpoint writes nothing: absence is the only signal.
-    # Per cluster: seen in the last day but not in the range; absent_over_time covers a
-    # Prometheus that never got a run at all (it carries the selector's = labels only).
-    m, g = ctx.matchers, ctx.group(*CLUSTER)
-    day, recent = window(q.RUN_SUCCESS, m, "1d"), window(q.RUN_SUCCESS, m, a.range)
-    expr = (f"(\ngroup {by(g)} (max_over_time({day}))\nunless\n"
-            f"group {by(g)} (max_over_time({recent}))\n)\n"
-            f"or\nabsent_over_time({recent})")
+    # A run that cannot reach the endpoint writes nothing: absence is the only signal. Per
+    # cluster, seen in the last day but not in the range, so a Prometheus that never got a
+    # run (lbscrape writes elsewhere, or not yet) stays quiet; absent_over_time only for
+    # the clusters --config says must run. A day after its last run a cluster is forgotten.
+    m, g, rng = ctx.matchers, ctx.group(*CLUSTER), ctx.cfg.range_of("LbscrapeNotRunning")
+    day, recent = window(q.RUN_SUCCESS, m, "1d"), window(q.RUN_SUCCESS, m, rng)
+    expr = (f"group {by(g)} (max_over_time({day}))\nunless\n"
+            f"group {by(g)} (max_over_time({recent}))")
+    for cluster in ctx.cfg.clusters:
+        must = window(q.RUN_SUCCESS, (*m, Matcher("cluster", "=", cluster)), rng)
+        expr += f"\nor on (cluster)\nabsent_over_time({must})"  # once per cluster
     return ctx.rule("LbscrapeNotRunning", expr, "lbscrape has not written a run.",
                     "No lbscrape run{{ if $labels.cluster }} of cluster "
-                    f"{CL}{{{{ end }}}} reached Prometheus in the last {a.range}: the "
+                    f"{CL}{{{{ end }}}} reached Prometheus in the last {rng}: the "
                     "CronJob is not running, or cannot reach the remote-write endpoint "
                     "(it writes nothing then).")
 
 
 def _failing(ctx: Ctx, a: AlertSettings) -> Rule:
-    sel = window(q.RUN_SUCCESS, ctx.matchers, a.range)
+    rng = ctx.cfg.range_of("LbscrapeRunFailing")
+    sel = window(q.RUN_SUCCESS, ctx.matchers, rng)
     expr = f"max {by(ctx.group(*CLUSTER))} (avg_over_time({sel})) <= {a.threshold:g}"
     return ctx.rule("LbscrapeRunFailing", expr, "lbscrape runs are failing.",
                     "{{ $value | humanizePercentage }} of the lbscrape runs of cluster "
-                    f"{CL} exited 0 over the last {a.range} (threshold "
+                    f"{CL} exited 0 over the last {rng} (threshold "
                     f"{a.threshold * 100:g}%); see the run summary lines in the CronJob's "
                     "logs.")
 
 
 def _lagging(ctx: Ctx, a: AlertSettings) -> Rule:
     g = ctx.group(*CLUSTER, *ANY_OWNER_LABELS)
-    expr = (f"max {by(g)} (last_over_time({window(q.LB_LAG, ctx.matchers, a.range)}))"
+    rng = ctx.cfg.range_of("LbscrapeDataLagging")
+    expr = (f"max {by(g)} (last_over_time({window(q.LB_LAG, ctx.matchers, rng)}))"
             f" > {a.threshold:g}")
     return ctx.rule("LbscrapeDataLagging", expr, "A load balancer's data is late.",
                     f"The data of {ANY_OWNER_TEXT} (load balancer {LB}, cluster {CL}) is "
@@ -235,22 +262,24 @@ def _lagging(ctx: Ctx, a: AlertSettings) -> Rule:
 
 def _rejected(ctx: Ctx, a: AlertSettings) -> Rule:
     g = ctx.group(*CLUSTER, "reason")
-    expr = f"{sum_over(q.RUN_SAMPLES_REJECTED, ctx.matchers, a.range, g)} > {a.threshold:g}"
+    rng = ctx.cfg.range_of("LbscrapeSamplesRejected")
+    expr = f"{sum_over(q.RUN_SAMPLES_REJECTED, ctx.matchers, rng, g)} > {a.threshold:g}"
     return ctx.rule("LbscrapeSamplesRejected", expr, "The endpoint refuses lbscrape samples.",
                     "{{ $value | humanize }} samples of cluster " + CL + " were refused as "
-                    "{{ $labels.reason }} over the last " + a.range + ". out_of_order once "
+                    "{{ $labels.reason }} over the last " + rng + ". out_of_order once "
                     "after a repeated window is harmless; lasting, or out_of_bounds/too_old, "
                     "means data is lost.")
 
 
 def _cost(ctx: Ctx, a: AlertSettings) -> Rule:
     price = ctx.cfg.price_per_1000_metrics
-    month = f" * {30 * 86400 / parse_duration(a.range):g}"  # the range's pace for 30 days
-    expr = f"{cost_expr(price, ctx.matchers, a.range, month, ctx.group(*CLUSTER))} > " \
+    rng = ctx.cfg.range_of("LbscrapeCloudWatchCostOverBudget")
+    month = f" * {30 * 86400 / parse_duration(rng):g}"  # the range's pace for 30 days
+    expr = f"{cost_expr(price, ctx.matchers, rng, month, ctx.group(*CLUSTER))} > " \
            f"{a.threshold:g}"
     return ctx.rule("LbscrapeCloudWatchCostOverBudget", expr,
                     "lbscrape's CloudWatch bill is above budget.",
-                    "At the rate of the last " + a.range + ", cluster " + CL + " requests "
+                    "At the rate of the last " + rng + ", cluster " + CL + " requests "
                     "GetMetricData metrics for {{ $value | humanize }} US dollars a month at "
                     f"list price (${price:g} per 1,000), over the budget of "
                     f"${a.threshold:g}. `lbscrape estimate` breaks it down by metric; "
@@ -301,65 +330,3 @@ def alert_groups(ctx: Ctx) -> tuple[list[Group], list[str]]:
     if rules:
         groups.append({"name": f"lbscrape-self{suffix}", "rules": rules})
     return groups, notes
-
-
-# --- recording rules ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RecordDef:
-    lb_type: LbType
-    metric: str
-    denominator: str | None = None
-    """None: a per-second rate; else the ratio of metric to it."""
-    per: DimensionSet = "load_balancer"
-
-
-RECORDS: tuple[RecordDef, ...] = (
-    RecordDef("application", "RequestCount"),
-    RecordDef("application", "HTTPCode_ELB_5XX_Count", "RequestCount"),
-    RecordDef("application", "HTTPCode_Target_5XX_Count", "RequestCount"),
-    RecordDef("application", "RequestCount", per="target_group"),
-    RecordDef("application", "HTTPCode_Target_5XX_Count", "RequestCount", "target_group"),
-    RecordDef("network", "NewFlowCount"),
-    RecordDef("network", "ProcessedBytes"),
-    RecordDef("network", "TCP_ELB_Reset_Count", "NewFlowCount"),
-    RecordDef("network", "TCP_Target_Reset_Count", "NewFlowCount"),
-    RecordDef("classic", "RequestCount"),
-    RecordDef("classic", "HTTPCode_ELB_5XX", "RequestCount"),
-    RecordDef("classic", "HTTPCode_Backend_5XX", "RequestCount"),
-)
-TARGET_SERVICE = ("cluster", "target_namespace", "target_service")
-
-
-def record(d: RecordDef, ctx: Ctx) -> Rule | None:
-    """`owner:<series>:rate10m` (per second) or `owner:<series>:ratio10m`, per owner;
-    `target_service:...` per backend Service for target groups."""
-    num = ctx.fetched.name(d.lb_type, d.metric, "Sum", d.per)
-    den = ctx.fetched.name(d.lb_type, d.denominator, "Sum", d.per) if d.denominator else None
-    if num is None or (d.denominator and den is None):
-        return None
-    level, labels = ("target_service", TARGET_SERVICE) if d.per == "target_group" else (
-        "owner", OWNER_LABELS[d.lb_type])
-    g, m, r = ctx.group(*labels), ctx.matchers, RECORD_RANGE
-    base = num.removesuffix("_sum")
-    if den:
-        return {"record": f"{level}:{base}:ratio{r}", "expr": ratio(num, den, m, r, g)}
-    return {"record": f"{level}:{base}:rate{r}",
-            "expr": q.rate(num, m, r, g, ctx.cfg.period_seconds)}
-
-
-def recording_groups(ctx: Ctx) -> list[Group]:
-    groups = []
-    for t in owner_types(ctx.owner):
-        rules = [r for d in RECORDS if d.lb_type == t and (r := record(d, ctx)) is not None]
-        if rules:
-            groups.append({"name": f"lbscrape-{KINDS[t].prefix}.rules", "rules": rules})
-    price, m = ctx.cfg.price_per_1000_metrics, ctx.matchers
-    g = ctx.group(*CLUSTER)
-    groups.append({"name": "lbscrape-self.rules", "rules": [
-        {"record": "cluster:lbscrape_cloudwatch_cost_usd:projected_month",
-         "expr": cost_expr(price, m, "1h", " * 720", g)},
-        {"record": "cluster:lbscrape_run_success:avg1h",
-         "expr": f"avg {by(g)} (avg_over_time({window(q.RUN_SUCCESS, m, '1h')}))"},
-    ]})
-    return groups

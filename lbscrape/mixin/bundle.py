@@ -11,6 +11,7 @@ from lbscrape.mixin.alerts import Group, Rule
 from lbscrape.mixin.dashboards import KIND_DEFS, Dashboard, lb_dashboard
 from lbscrape.mixin.health import health_dashboard
 from lbscrape.mixin.queries import Fetched
+from lbscrape.mixin.records import recording_groups
 from lbscrape.mixin.settings import DEFAULT_CONFIG, MixinConfig, OwnerRef
 
 # Which dashboards an owner's mixin holds: a Service may get an NLB or a classic ELB
@@ -53,6 +54,6 @@ def build(catalog: Catalog, cfg: MixinConfig = DEFAULT_CONFIG, owner: OwnerRef |
         boards.append(health_dashboard(cfg))
     ctx = rules_mod.Ctx(fetched, cfg, owner)
     groups, alert_notes = rules_mod.alert_groups(ctx)
-    rules = rules_mod.recording_groups(ctx) if owner is None else []
+    rules = recording_groups(ctx) if owner is None else []
     return Bundle(tuple(boards), tuple(groups), tuple(rules), (*notes, *alert_notes), cfg,
                   owner)

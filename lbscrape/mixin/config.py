@@ -5,6 +5,9 @@ here and can be changed per alert in a YAML (or JSON) file:
 
     selector: 'cluster=~"prod-.*"'      # extra matchers on every query
     period: 1m                         # lbscrape's --period
+    settle_delay: 2m                   # lbscrape's --settle-delay
+    interval: 1m                       # how often the CronJob runs (its schedule)
+    clusters: [prod-eu]                # must run lbscrape: alert even if it never did
     labels: {team: payments}           # added to every alert (routing)
     group_by: [team]                   # series labels every alert keeps
     price_per_1000_metrics: 0.01
@@ -17,6 +20,10 @@ here and can be changed per alert in a YAML (or JSON) file:
 
 The whole file is checked before anything is written; an error is one ConfigError naming
 the file and the entry (`alerts.AlbElb5xxRatioHigh.for`).
+
+The period, settle delay and interval say how late the data arrive (Timing): every default
+range derives from them, and a data alert's range shorter than the lag plus two periods,
+or not a whole number of periods, is an error.
 """
 
 from __future__ import annotations
@@ -36,7 +43,6 @@ from lbscrape.mixin.settings import (
     DEFAULT_CONFIG,
     DNS_LABEL,
     LABEL_NAME,
-    MIN_DATA_RANGE,
     NO_THRESHOLD,
     OPTION,
     SELF_ALERTS,
@@ -46,6 +52,8 @@ from lbscrape.mixin.settings import (
     Matcher,
     MixinConfig,
     OwnerRef,
+    Timing,
+    format_duration,
     parse_duration,
     parse_owner,
     parse_selector,
@@ -117,8 +125,8 @@ def _check_duplicates(node: Any, err: _Where) -> None:
             _check_duplicates(item, err)
 
 
-_TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "period", "alerts",
-        "dashboards", "kubernetes")
+_TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "period", "settle_delay",
+        "interval", "clusters", "alerts", "dashboards", "kubernetes")
 
 
 def from_doc(doc: Any, source: str) -> MixinConfig:
@@ -136,30 +144,59 @@ def from_doc(doc: Any, source: str) -> MixinConfig:
     price = d.get("price_per_1000_metrics", DEFAULT_CONFIG.price_per_1000_metrics)
     if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
         err.fail("price_per_1000_metrics", "must be a number of US dollars >= 0, e.g. 0.01")
-    return MixinConfig(
+    timing = MixinConfig(
+        period=_minutes(d.get("period", DEFAULT_CONFIG.period), "period", err),
+        settle_delay=_duration(d.get("settle_delay", DEFAULT_CONFIG.settle_delay),
+                               "settle_delay", err),
+        interval=_minutes(d.get("interval", DEFAULT_CONFIG.interval), "interval", err))
+    return replace(
+        timing,
         selector=selector,
         labels=_labels(d.get("labels"), "labels", err),
         group_by=tuple(_label_name(x, f"group_by[{i}]", err)
                        for i, x in enumerate(_list(d.get("group_by"), "group_by", err))),
         price_per_1000_metrics=float(price),
-        period=_period(d.get("period", DEFAULT_CONFIG.period), err),
-        alerts=_alerts(d.get("alerts"), err),
+        clusters=tuple(_str(x, f"clusters[{i}]", err)
+                       for i, x in enumerate(_list(d.get("clusters"), "clusters", err))),
+        alerts=_alerts(d.get("alerts"), timing.timing, err),
         dashboards=_dashboards(d.get("dashboards"), err),
         kubernetes=_kubernetes(d.get("kubernetes"), err),
         source=source,
     )
 
 
-def _alerts(doc: Any, err: _Where) -> dict[str, AlertSettings]:
+def _alerts(doc: Any, timing: Timing, err: _Where) -> dict[str, AlertSettings]:
     out = dict(ALERT_DEFAULTS)
     if doc is None:
         return out
     for name, section in _mapping(doc, "alerts", ALERT_DEFAULTS, err).items():
-        out[name] = _alert(name, section, err)
+        out[name] = _alert(name, section, timing, err)
     return out
 
 
-def _alert(name: str, doc: Any, err: _Where) -> AlertSettings:
+def _range(name: str, value: Any, t: Timing, err: _Where) -> str:
+    where = f"alerts.{name}.range"
+    text = _duration(value, where, err)
+    seconds = parse_duration(text)
+    if name in SELF_ALERTS:
+        if seconds < t.min_self_range:
+            err.fail(where, f"{text} is too short: lbscrape runs every "
+                     f"{format_duration(t.interval)} (interval), so a range under two "
+                     f"intervals often holds no run; use at least "
+                     f"{format_duration(t.min_self_range)}")
+        return text
+    if seconds < t.min_data_range:
+        err.fail(where, f"{text} is too short: the newest {format_duration(t.lag)} of "
+                 "data are not written yet (settle_delay + period + interval), so use at "
+                 f"least {format_duration(t.min_data_range)} (that plus two periods)")
+    if seconds % t.period:
+        err.fail(where, f"{text} is not a whole number of periods ({format_duration(t.period)}"
+                 f"): a sum over it would count part of a period; e.g. "
+                 f"{format_duration(-(-seconds // t.period) * t.period)}")
+    return text
+
+
+def _alert(name: str, doc: Any, t: Timing, err: _Where) -> AlertSettings:
     where = f"alerts.{name}"
     base = ALERT_DEFAULTS[name]
     keys = ["for", "severity", "range", "enabled", "labels"]
@@ -176,12 +213,7 @@ def _alert(name: str, doc: Any, err: _Where) -> AlertSettings:
     if "for" in d:
         a = replace(a, for_=_duration(d["for"], f"{where}.for", err))
     if "range" in d:
-        text = _duration(d["range"], f"{where}.range", err)
-        if name not in SELF_ALERTS and parse_duration(text) < MIN_DATA_RANGE:
-            err.fail(f"{where}.range", f"{text} is too short: lbscrape's samples arrive "
-                     "the settle delay plus one period (3-4 minutes) late, so a range "
-                     "under 5m often holds no sample; use at least 5m")
-        a = replace(a, range=text)
+        a = replace(a, range=_range(name, d["range"], t, err))
     if "severity" in d:
         a = replace(a, severity=_str(d["severity"], f"{where}.severity", err))
     if "enabled" in d:
@@ -253,10 +285,11 @@ def _str(value: Any, where: str, err: _Where) -> str:
     return value
 
 
-def _period(value: Any, err: _Where) -> str:
-    text = _duration(value, "period", err)
+def _minutes(value: Any, where: str, err: _Where) -> str:
+    text = _duration(value, where, err)
     if parse_duration(text) % 60:
-        err.fail("period", f"{text} is not a multiple of 60s, as lbscrape's --period is")
+        what = "lbscrape's --period is" if where == "period" else "a CronJob schedule is"
+        err.fail(where, f"{text} is not a multiple of 60s, as {what}")
     return text
 
 

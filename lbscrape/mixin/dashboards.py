@@ -31,9 +31,11 @@ from lbscrape.mixin.queries import (
     rate,
     ratio,
 )
-from lbscrape.mixin.settings import Matcher, MixinConfig, OwnerRef
+from lbscrape.mixin.settings import Matcher, MixinConfig, OwnerRef, format_duration
 
 INTERVAL = "$__interval"
+# Grafana has $__interval and $__interval_ms, no seconds variant.
+INTERVAL_SECONDS = "($__interval_ms / 1000)"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
 
@@ -87,7 +89,6 @@ class Scope:
     matchers: tuple[Matcher, ...]
     group: tuple[str, ...]
     legend: str
-    period: int
 
 
 # --- load-balancer panels -------------------------------------------------------------------
@@ -117,7 +118,7 @@ def compile_panel(pd: p.PanelDef, lb_type: LbType, scope: Scope) -> Panel | None
     for stat, name, label in lines:
         legend = f"{scope.legend} {label}".strip() if len(lines) > 1 or label else scope.legend
         if pd.shape == "rate":
-            expr = rate(name, scope.matchers, INTERVAL, scope.group, scope.period)
+            expr = rate(name, scope.matchers, INTERVAL, scope.group, INTERVAL_SECONDS)
         elif pd.shape == "ratio":
             expr = ratio(name, den or "", scope.matchers, INTERVAL, scope.group)
         else:
@@ -179,11 +180,26 @@ def _variables(names: Sequence[str], source: Sequence[str], base: tuple[Matcher,
     return out, matchers
 
 
-def _source(fetched: Fetched, lb_type: LbType, per: DimensionSet) -> str:
-    """The series variables list values from: the traffic metric (every load balancer with
-    traffic has it), else the type's first fetched series."""
-    return fetched.name(lb_type, KINDS[lb_type].traffic, "Sum", per) or \
-        fetched.names(lb_type, per)[0]
+# Metrics CloudWatch publishes every minute, traffic or not (the reference's "always"):
+# the variables list owners from these, so an idle load balancer stays in the dropdown
+# and dropping RequestCount with --metrics-config does not leave only a sparse counter.
+DENSE: dict[tuple[LbType, DimensionSet], tuple[str, ...]] = {
+    ("application", "load_balancer"): ("ConsumedLCUs",),
+    ("application", "target_group"): ("HealthyHostCount", "UnHealthyHostCount"),
+    ("network", "load_balancer"): ("ActiveFlowCount", "ProcessedBytes", "ConsumedLCUs"),
+    ("network", "target_group"): ("HealthyHostCount", "UnHealthyHostCount"),
+    ("classic", "load_balancer"): ("HealthyHostCount", "UnHealthyHostCount"),
+}
+
+
+def _sources(fetched: Fetched, lb_type: LbType, per: DimensionSet) -> list[str]:
+    """The series variables list values from: the traffic metric and the dense ones the
+    catalog fetches (one series of each metric: its first statistic), else the type's
+    first fetched series."""
+    metrics = (KINDS[lb_type].traffic, *DENSE[(lb_type, per)])
+    names = [n for m in dict.fromkeys(metrics) if (stats := fetched.stats(lb_type, m, per))
+             and (n := fetched.name(lb_type, m, stats[0], per))]
+    return names or [fetched.names(lb_type, per)[0]]
 
 
 def _base_matchers(cfg: MixinConfig, owner: OwnerRef | None) -> tuple[Matcher, ...]:
@@ -250,23 +266,28 @@ def lb_dashboard(kind: _Kind, fetched: Fetched, cfg: MixinConfig, owner: OwnerRe
     names = [n for lt, per in universe for n in fetched.names(lt, per)]
     if not names:
         return None
-    source = [_source(fetched, lt, per) for lt, per in universe if fetched.names(lt, per)]
+    source = [n for lt, per in universe if fetched.names(lt, per)
+              for n in _sources(fetched, lt, per)]
     variables, matchers = _variables(kind.variables, source, _base_matchers(cfg, owner), owner)
-    scope = Scope(fetched, matchers, kind.group, kind.legend, cfg.period_seconds)
+    scope = Scope(fetched, matchers, kind.group, kind.legend)
     types = {lt for lt, _ in universe}
     rows = _rows([r for r in kind.rows if r.lb_type in types], scope)
     used = {n for r in rows for x in r.panels for n in x.uses}
     other = _others(universe, used, scope)
     rows += [other] if other else []
     d_uid, d_title = uid(kind.key, owner), title(kind.title, owner)
-    doc = document(d_uid, d_title, kind.description, variables, rows, cfg)
+    # The newest lag minutes are not written yet: shifted by it, the last interval of every
+    # panel is complete, so a rate never dips at the right edge, whatever the zoom.
+    shift = format_duration(cfg.timing.lag)
+    doc = document(d_uid, d_title, kind.description, variables, rows, cfg, cfg.period, shift)
     return Dashboard(kind.key, d_uid, d_title, doc, tuple(rows), tuple(variables))
 
 
 # --- Grafana JSON -----------------------------------------------------------------------------
 
 def document(d_uid: str, d_title: str, description: str, variables: Sequence[tuple[str, str]],
-             rows: Sequence[Row], cfg: MixinConfig) -> dict[str, Any]:
+             rows: Sequence[Row], cfg: MixinConfig, min_interval: str,
+             time_shift: str | None = None) -> dict[str, Any]:
     ds = cfg.dashboards
     return {
         "uid": d_uid, "title": d_title,
@@ -281,7 +302,7 @@ def document(d_uid: str, d_title: str, description: str, variables: Sequence[tup
         "links": [{"type": "dashboards", "tags": [ds.tags[0]], "asDropdown": True,
                    "title": "lbscrape", "includeVars": True, "keepTime": True}],
         "templating": {"list": [_datasource_var()] + [_query_var(n, q) for n, q in variables]},
-        "panels": layout(rows, cfg.period),
+        "panels": layout(rows, min_interval, time_shift),
     }
 
 
@@ -298,7 +319,8 @@ def _query_var(name: str, query: str) -> dict[str, Any]:
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]}}
 
 
-def layout(rows: Sequence[Row], min_interval: str) -> list[dict[str, Any]]:
+def layout(rows: Sequence[Row], min_interval: str, time_shift: str | None = None
+           ) -> list[dict[str, Any]]:
     """Rows full width, then panels left to right, two time series or four stats a line."""
     out: list[dict[str, Any]] = []
     y = 0
@@ -313,20 +335,20 @@ def layout(rows: Sequence[Row], min_interval: str) -> list[dict[str, Any]]:
                 x, y = 0, y + line_h
                 line_h = 0
             pos = {"h": h, "w": panel.width, "x": x, "y": y}
-            out.append(panel_json(panel, len(out) + 1, pos, min_interval))
+            out.append(panel_json(panel, len(out) + 1, pos, min_interval, time_shift))
             x, line_h = x + panel.width, max(line_h, h)
         y += line_h
     return out
 
 
-def panel_json(panel: Panel, pid: int, pos: dict[str, int], min_interval: str
-               ) -> dict[str, Any]:
+def panel_json(panel: Panel, pid: int, pos: dict[str, int], min_interval: str,
+               time_shift: str | None = None) -> dict[str, Any]:
     targets = [{"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": t.expr,
                 "legendFormat": t.legend, "range": not t.instant, "instant": t.instant,
                 "editorMode": "code"} for i, t in enumerate(panel.targets)]
     common = {"type": panel.kind, "id": pid, "title": panel.title,
               "description": panel.description, "datasource": DATASOURCE, "gridPos": pos,
-              "targets": targets}
+              "targets": targets, **({"timeShift": time_shift} if time_shift else {})}
     if panel.kind == "stat":
         return {**common, "options": {
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},

@@ -46,19 +46,20 @@ def _per_minute(metric: str, m: tuple[Matcher, ...], group: tuple[str, ...]) -> 
     return f"{q.sum_over(metric, m, INTERVAL, group)} / {PER_MINUTE}"
 
 
-def _running(m: tuple[Matcher, ...]) -> Row:
+def _running(m: tuple[Matcher, ...], rng: str) -> Row:
+    """`rng`: LbscrapeNotRunning's range, two schedule intervals at least."""
     return Row("Is it running", (
-        _stat("Runs in the last 10 minutes", ABSENCE_TEXT,
-              f"sum by (cluster) (count_over_time({window(q.RUN_SUCCESS, m, '10m')}))",
+        _stat(f"Runs in the last {rng}", ABSENCE_TEXT,
+              f"sum by (cluster) (count_over_time({window(q.RUN_SUCCESS, m, rng)}))",
               "{{cluster}}", "short"),
         _stat("Successful runs, last hour", "Share of runs that exited 0.",
               f"avg by (cluster) (avg_over_time({window(q.RUN_SUCCESS, m, '1h')}))",
               "{{cluster}}", "percentunit"),
         _stat("Last exit code", "0 ok, 1 failed, 2 bad input, 3 partial.",
-              f"max by (cluster) (last_over_time({window(q.RUN_EXIT_CODE, m, '10m')}))",
+              f"max by (cluster) (last_over_time({window(q.RUN_EXIT_CODE, m, rng)}))",
               "{{cluster}}", "short"),
         _stat("Version", "lbscrape_build_info of the latest runs.",
-              f"count by (version) (last_over_time({window(q.BUILD_INFO, m, '10m')}))",
+              f"count by (version) (last_over_time({window(q.BUILD_INFO, m, rng)}))",
               "{{version}}", "short"),
     ))
 
@@ -115,7 +116,9 @@ def _cost(m: tuple[Matcher, ...], price: float) -> Row:
               f"${price:g} per 1,000 (list price; check your region).",
               cost_expr(price, m, "1h", " * 720"), "{{cluster}} {{region}}", "currencyUSD"),
         _stat("Cost of the last 30 days", "Metrics requested in the last 30 days at list "
-              "price.", cost_expr(price, m, "30d"), "{{cluster}} {{region}}", "currencyUSD"),
+              "price. Needs 30 days of retention (Prometheus keeps 15 days by default, "
+              "--storage.tsdb.retention.time): with less it shows what is kept.",
+              cost_expr(price, m, "30d"), "{{cluster}} {{region}}", "currencyUSD"),
         _stat("GetMetricData calls, last hour", "Calls made (each up to 500 metrics).",
               q.sum_over(q.RUN_GMD_CALLS, m, "1h", CLUSTER), "{{cluster}} {{region}}",
               "short"),
@@ -139,12 +142,15 @@ def health_dashboard(cfg: MixinConfig) -> Dashboard:
             *base, _re("cluster"), _re("namespace"))) + ", load_balancer_name)"),
     ]
     m = (*base, _re("cluster"))
-    rows = (_running(m), _runs(m), _freshness(m), _samples(m),
+    rows = (_running(m, cfg.range_of("LbscrapeNotRunning")), _runs(m),
+            _freshness(m), _samples(m),
             _cost(m, cfg.price_per_1000_metrics))
     key = "health"
     d_uid, d_title = uid(key, None), "lbscrape / Health"
+    # One sample per run: a step shorter than the schedule would draw a comb.
     doc = document(d_uid, d_title, "lbscrape's own runs, data freshness and CloudWatch cost, "
-                   "from the lbscrape_* self-telemetry series.", variables, rows, cfg)
+                   "from the lbscrape_* self-telemetry series.", variables, rows, cfg,
+                   cfg.interval)
     return Dashboard(key, d_uid, d_title, doc, rows, tuple(variables))
 
 

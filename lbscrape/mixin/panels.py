@@ -19,9 +19,11 @@ Shape = Literal["rate", "ratio", "gauge", "latency"]
 over the denominator's, same range and labels. gauge: a level (hosts, flows, LCUs) combined
 over the interval by its statistic. latency: every statistic the catalog holds of it."""
 
-RATE_TEXT = ("CloudWatch counts per minute, averaged over each interval and divided by the "
-             "minute: a per-second rate. These series are statistics per period, not "
-             "counters, so rate() and increase() would be wrong on them.")
+RATE_TEXT = ("CloudWatch counts per minute, summed over each interval and divided by its "
+             "length: a per-second rate, exact over minutes without traffic (CloudWatch "
+             "writes nothing for those). These series are statistics per period, not "
+             "counters, so rate() and increase() would be wrong on them. The panel is shifted "
+             "by the data lag, so its newest interval is complete.")
 RATIO_TEXT = ("Counts summed over the same interval and labels, divided: a dip to no "
               "data means no traffic in it.")
 GAUGE_TEXT = "CloudWatch's per-minute statistic, averaged over each interval."

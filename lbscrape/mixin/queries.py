@@ -6,11 +6,13 @@ period's statistic as its value: `alb_request_count_sum` at 10:00 is the number 
 *between 10:00 and 10:01*, not a running total. Hence:
 
 - a per-second rate over a range R is `sum_over_time(x[R]) / R-seconds` (never rate(),
-  irate() or increase(), which expect a counter that only goes up). Written as
-  `avg_over_time(x[R]) / period-seconds`: the same over a complete range, but a range
-  that ends now is never complete (its newest minutes are still to come), and the sum
-  would count those as zero traffic, so the latest point of every graph and every
-  recorded rate would dip by the delay (30% for 10m, as the tests measured);
+  irate() or increase(), which expect a counter that only goes up). CloudWatch publishes no
+  datapoint for a minute without traffic (and zero-fill adds zeros only in minutes with
+  some), so only the sum is right: a mean over the samples there are would count only the
+  busy minutes (600 requests in one minute of ten: 10 req/s for a true 1). A sum needs a
+  complete range, and the newest minutes are not written yet, so alerts and recording
+  rules sum a range that ends the data lag back (`offset`, see Timing.lag), and panels
+  shift their time range by the lag (Grafana's timeShift);
 - a ratio divides two sums over the same range, summed over the same labels;
 - an Average, Minimum, Maximum or percentile is combined with avg/min/max_over_time:
   summing them means nothing (a percentile of a whole range cannot be had from per-minute
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from lbscrape.core.catalog import Catalog, DimensionSet, prom_name
 from lbscrape.core.model import LbType
-from lbscrape.mixin.settings import Matcher
+from lbscrape.mixin.settings import Matcher, Timing, format_duration
 
 # Labels that name a load balancer's owner, per type (README's contract): an ALB belongs to
 # an Ingress or an IngressGroup (ingress_group, without namespace/ingress), an NLB or a
@@ -102,31 +104,55 @@ def names_selector(names: Sequence[str], matchers: Iterable[Matcher]) -> str:
 OFFSET = "offset 1ms"
 
 
-def window(metric: str, matchers: Iterable[Matcher], rng: str) -> str:
+def lag_offset(t: Timing) -> str:
+    """`offset <lag>1ms`: a range that ends where the data are complete (Timing.lag), 1 ms
+    early as every range here."""
+    return f"offset {format_duration(t.lag)}1ms"
+
+
+def window(metric: str, matchers: Iterable[Matcher], rng: str, offset: str = OFFSET) -> str:
     """`metric{...}[rng] offset 1ms`: each period counted once, whatever the alignment."""
-    return f"{selector(metric, matchers)}[{rng}] {OFFSET}"
+    return f"{selector(metric, matchers)}[{rng}] {offset}"
 
 
 def by(labels: Iterable[str]) -> str:
     return f"by ({', '.join(labels)})"
 
 
-def sum_over(metric: str, matchers: Iterable[Matcher], rng: str, group: Sequence[str]) -> str:
+def sum_over(metric: str, matchers: Iterable[Matcher], rng: str, group: Sequence[str],
+             offset: str = OFFSET) -> str:
     """The count in the range, per group: sum by (G) (sum_over_time(x[R]))."""
-    return f"sum {by(group)} (sum_over_time({window(metric, matchers, rng)}))"
+    return f"sum {by(group)} (sum_over_time({window(metric, matchers, rng, offset)}))"
 
 
 def rate(metric: str, matchers: Iterable[Matcher], rng: str, group: Sequence[str],
-         period: int) -> str:
-    """Per second: each series' mean count per period over the range (the count in the
-    minutes written so far over their length), summed per group, over the period."""
-    return f"sum {by(group)} (avg_over_time({window(metric, matchers, rng)})) / {period}"
+         seconds: str, offset: str = OFFSET) -> str:
+    """Per second: the count in the range over its length. Exact over idle minutes (no
+    sample is no traffic) when the range is complete: end it at the lag (`offset`), or
+    shift the panel."""
+    return f"{sum_over(metric, matchers, rng, group, offset)} / {seconds}"
 
 
 def ratio(num: str, den: str, matchers: Sequence[Matcher], rng: str,
-          group: Sequence[str]) -> str:
+          group: Sequence[str], offset: str = OFFSET) -> str:
     """num / den, both summed over the same range and the same labels."""
-    return f"{sum_over(num, matchers, rng, group)}\n/\n{sum_over(den, matchers, rng, group)}"
+    return (f"{sum_over(num, matchers, rng, group, offset)}\n/\n"
+            f"{sum_over(den, matchers, rng, group, offset)}")
+
+
+def weighted_mean(mean: str, count: str, matchers: Sequence[Matcher], rng: str,
+                  group: Sequence[str], period: int, offset: str) -> str:
+    """The mean over the range of a per-period average, each period weighted by its count:
+    sum(avg * count) / sum(count), over the periods that have both. A subquery with one
+    step per period pairs each period's two samples; its inner range, one period less
+    1 ms, holds only the sample stamped at the step, so a period without one adds nothing
+    instead of repeating the one before."""
+    inner = f"[{period * 1000 - 1}ms]"
+    a = f"last_over_time({selector(mean, matchers)}{inner})"
+    n = f"last_over_time({selector(count, matchers)}{inner})"
+    step = f"[{rng}:{format_duration(period)}] {offset}"
+    return (f"sum {by(group)} (sum_over_time(({a} * {n}){step}))\n/\n"
+            f"sum {by(group)} (sum_over_time(({n} and {a}){step}))")
 
 
 def gauge(metric: str, stat: str, matchers: Iterable[Matcher], rng: str, group: Sequence[str],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from lbscrape.core.errors import ConfigError
@@ -21,9 +21,6 @@ _DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1)
 # DNS-1123: a namespace is a label, object and IngressGroup names are subdomains.
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-# Data arrive the settle delay (2m) plus one period (1m) late, more with a slower
-# schedule: an alert range shorter than this would often hold no sample at all.
-MIN_DATA_RANGE = 300
 
 
 @dataclass(frozen=True)
@@ -68,6 +65,58 @@ def parse_duration(text: str) -> int:
     if not text or not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a Prometheus duration (e.g. 5m, 1h30m, 1d)")
     return sum(int(g or 0) * unit for g, unit in zip(m.groups(), _DURATION_UNITS, strict=True))
+
+
+def format_duration(seconds: int) -> str:
+    """Seconds -> the shortest Prometheus duration: 240 -> '4m', 5400 -> '1h30m'."""
+    out = ""
+    for suffix, unit in zip("ywdhms", _DURATION_UNITS, strict=True):
+        if seconds >= unit:
+            out += f"{seconds // unit}{suffix}"
+            seconds %= unit
+    return out or "0s"
+
+
+def _round_up(seconds: int, step: int) -> int:
+    return -(-seconds // step) * step
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When lbscrape's samples arrive, from the CronJob's settings, in seconds. Every range
+    of the mixin derives from it, so a slower period or schedule gets ranges that still hold
+    data instead of alerts that flap between a value and nothing."""
+
+    period: int = 60
+    settle_delay: int = 120
+    interval: int = 60
+    """How often the CronJob runs (its schedule; `lbscrape estimate --interval`)."""
+
+    @property
+    def lag(self) -> int:
+        """How far back data is complete at any time: the settle delay, one period (the run
+        itself, from its start to its write), and the schedule interval (the minutes the
+        next run will bring), rounded up to whole periods. A range that ends this far back
+        holds every sample it ever will."""
+        return _round_up(self.settle_delay + self.period + self.interval, self.period)
+
+    @property
+    def min_data_range(self) -> int:
+        """The shortest range a data alert may look back: the lag plus two periods, so that
+        the newest sample is always inside and a sum holds more than one period."""
+        return self.lag + 2 * self.period
+
+    @property
+    def data_range(self) -> int:
+        """The default range of data alerts and recording rules: 10m, or the minimum when
+        that is longer; always whole periods, so a sum over it counts whole periods."""
+        return _round_up(max(600, self.min_data_range), self.period)
+
+    @property
+    def min_self_range(self) -> int:
+        """lbscrape's own series come once per run: a range of two schedule intervals
+        always holds a run of a CronJob that runs."""
+        return 2 * self.interval
 
 
 OwnerKind = Literal["ingress", "service", "ingress-group"]
@@ -147,8 +196,9 @@ class AlertSettings:
     for_: str
     """Prometheus `for:`: how long the condition must hold before the alert fires."""
     severity: str
-    range: str
-    """How far back the expression looks. Data alerts need at least 5m (MIN_DATA_RANGE)."""
+    range: str | None = None
+    """How far back the expression looks; None: derived from the Timing (Timing.data_range,
+    or for lbscrape's own alerts SELF_RANGES and two schedule intervals, the longer)."""
     min_traffic: float | None = None
     """Ratio alerts only: the denominator (requests, new flows) the range must hold at least,
     so that 1 error in 2 requests at 3 a.m. does not page anyone."""
@@ -157,7 +207,7 @@ class AlertSettings:
     """Extra labels on this alert, after MixinConfig.labels."""
 
 
-def _a(threshold: float, for_: str, severity: str, range_: str = "10m",
+def _a(threshold: float, for_: str, severity: str, range_: str | None = None,
        min_traffic: float | None = None) -> AlertSettings:
     return AlertSettings(threshold, for_, severity, range_, min_traffic)
 
@@ -168,26 +218,30 @@ ALERT_DEFAULTS: dict[str, AlertSettings] = {
     "AlbElb5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
     "AlbTarget5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
     "AlbTargetResponseTimeHigh": _a(1.0, "10m", "warning"),
-    "AlbNoHealthyTargets": _a(1, "2m", "critical"),
+    "AlbNoHealthyTargets": _a(1, "1m", "critical"),
     "AlbUnhealthyTargets": _a(0, "10m", "warning"),
     "AlbRejectedConnections": _a(0, "5m", "warning"),
     "NlbLoadBalancerResetsHigh": _a(0.05, "10m", "warning", min_traffic=100),
     "NlbTargetResetsHigh": _a(0.05, "10m", "warning", min_traffic=100),
-    "NlbNoHealthyTargets": _a(1, "2m", "critical"),
+    "NlbNoHealthyTargets": _a(1, "1m", "critical"),
     "NlbUnhealthyTargets": _a(0, "10m", "warning"),
     "ClassicElb5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
     "ClassicElbBackend5xxRatioHigh": _a(0.05, "5m", "critical", min_traffic=100),
     "ClassicElbLatencyHigh": _a(1.0, "10m", "warning"),
-    "ClassicElbNoHealthyHosts": _a(1, "2m", "critical"),
+    "ClassicElbNoHealthyHosts": _a(1, "1m", "critical"),
     "ClassicElbUnhealthyHosts": _a(0, "10m", "warning"),
     "ClassicElbSpillover": _a(0, "5m", "warning"),
     "LbscrapeNotRunning": _a(0, "5m", "critical"),
-    "LbscrapeRunFailing": _a(0, "5m", "critical", "15m"),
+    "LbscrapeRunFailing": _a(0, "5m", "critical"),
     "LbscrapeDataLagging": _a(900, "5m", "warning"),
     "LbscrapeSamplesRejected": _a(0, "15m", "warning"),
-    "LbscrapeCloudWatchCostOverBudget": _a(100, "30m", "warning", "1h"),
+    "LbscrapeCloudWatchCostOverBudget": _a(100, "30m", "warning"),
 }
 SELF_ALERTS = frozenset(n for n in ALERT_DEFAULTS if n.startswith("Lbscrape"))
+# The default ranges of lbscrape's own alerts, in seconds, when two schedule intervals are
+# shorter: its series are written at the run's end, with no settle delay.
+SELF_RANGES = {"LbscrapeNotRunning": 600, "LbscrapeRunFailing": 900, "LbscrapeDataLagging": 600,
+               "LbscrapeSamplesRejected": 600, "LbscrapeCloudWatchCostOverBudget": 3600}
 # LbscrapeNotRunning answers by absence; its threshold is not used.
 NO_THRESHOLD = frozenset({"LbscrapeNotRunning"})
 
@@ -224,15 +278,39 @@ class MixinConfig:
     price_per_1000_metrics: float = 0.01
     """GetMetricData list price, US dollars per 1,000 metrics requested."""
     period: str = "1m"
-    """lbscrape's --period: what one sample covers. Rates divide by it, and it is the
-    panels' smallest step (CloudWatch has nothing finer)."""
+    """lbscrape's --period: what one sample covers; the panels' smallest step (CloudWatch
+    has nothing finer)."""
+    settle_delay: str = "2m"
+    """lbscrape's --settle-delay."""
+    interval: str = "1m"
+    """How often the CronJob runs (its schedule)."""
+    clusters: tuple[str, ...] = ()
+    """Clusters that must run lbscrape: LbscrapeNotRunning also fires for one of these that
+    never wrote a run at all (absent_over_time), which it cannot tell from a cluster
+    without lbscrape otherwise."""
     alerts: Mapping[str, AlertSettings] = field(default_factory=lambda: dict(ALERT_DEFAULTS))
     dashboards: DashboardSettings = DashboardSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     source: str | None = None
 
     def alert(self, name: str) -> AlertSettings:
-        return self.alerts[name]
+        """The alert's settings, its range resolved."""
+        return replace(self.alerts[name], range=self.range_of(name))
+
+    def range_of(self, name: str) -> str:
+        """The alert's range: as configured, else its default."""
+        return self.alerts[name].range or format_duration(self.default_range(name))
+
+    def default_range(self, name: str) -> int:
+        t = self.timing
+        if name in SELF_ALERTS:
+            return max(SELF_RANGES[name], t.min_self_range)
+        return t.data_range
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(parse_duration(self.period), parse_duration(self.settle_delay),
+                      parse_duration(self.interval))
 
     @property
     def period_seconds(self) -> int:

@@ -5,6 +5,9 @@ What a receiver does shapes this module (see shared/reference/remote-write.md):
   jitter, honouring Retry-After; other 4xx are never retried. Prometheus 2.42 answers
   some per-sample refusals with 500 ("too old sample"); those are recognised by their
   text and treated as refusals, not outages;
+- Prometheus refuses a request whole and does not say which sample it refused; Mimir and
+  Cortex store the rest of it and name the (first) sample they refused, which is read
+  from the body (RemoteWriteError.named);
 - a 2xx answer that is an HTML page (an auth proxy's login) is no acceptance.
 What to send, in which order, and what a refusal means is lbscrape.prom.delivery.
 """
@@ -12,10 +15,12 @@ What to send, in which order, and what a refusal means is lbscrape.prom.delivery
 from __future__ import annotations
 
 import base64
+import calendar
 import email.utils
 import http.client
 import logging
 import random
+import re
 import ssl
 import time
 import urllib.error
@@ -49,6 +54,57 @@ STALE_REASONS = ("out of order sample", "out of bounds", "duplicate sample for t
 def is_stale_reason(text: str) -> bool:
     low = text.lower()
     return any(r in low for r in STALE_REASONS)
+
+
+# How Mimir and Cortex name the sample they refused (their ingesters' error texts):
+#   Mimir:  "... (err-mimir-sample-out-of-order). The affected sample has timestamp
+#            2026-04-14T13:31:08.872Z and is from series {__name__="x", a="b"}"
+#   Cortex: "user=fake: err: out of order sample. timestamp=2021-02-25T12:00:00Z,
+#            series={__name__="x"}"
+_NAMED = (re.compile(r"\.? The affected sample has timestamp (\S+) and is from series "),
+          re.compile(r"\.? timestamp=(\S+), series="))
+_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z$")
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|\})')
+_UNESCAPE = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def named_refusal(text: str) -> tuple[str, tuple[tuple[str, str], ...], int] | None:
+    """(reason, sorted labels, timestamp ms) of the sample a Mimir or Cortex refusal
+    names; None if the text names none (Prometheus's never do)."""
+    for pattern in _NAMED:
+        m = pattern.search(text)
+        if not m:
+            continue
+        when = _TIME.match(m.group(1).rstrip(","))
+        labels = _parse_labels(text[m.end():])
+        if when is None or labels is None:
+            return None
+        y, mo, d, h, mi, sec, frac = when.groups()
+        ms = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(sec))) * 1000
+        ms += round(float(frac or 0) * 1000)
+        reason = re.sub(r"^.*\buser=[^:\s]*: ", "", text[:m.start()])
+        return reason, labels, ms
+    return None
+
+
+def _parse_labels(text: str) -> tuple[tuple[str, str], ...] | None:
+    """`name{a="b", ...}` or `{__name__="name", a="b"}`, as Prometheus prints a series."""
+    m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\{", text)
+    if not m:
+        return None
+    labels = {"__name__": m.group(1)} if m.group(1) else {}
+    pos = m.end()
+    if text[pos:pos + 1] == "}":
+        return tuple(sorted(labels.items())) or None
+    while True:
+        lm = _LABEL.match(text, pos)
+        if not lm:
+            return None
+        labels[lm.group(1)] = re.sub(r"\\(.)", lambda e: _UNESCAPE.get(e.group(1), e.group(1)),
+                                     lm.group(2))
+        pos = lm.end()
+        if lm.group(3) == "}":
+            return tuple(sorted(labels.items()))
 
 
 def encode(series: Sequence[Series]) -> bytes:
@@ -195,8 +251,11 @@ class Client:
             text = self._scrub(_body_text(e))
             stale = is_stale_reason(text)
             if e.code in SAMPLE_STATUSES or (e.code >= 500 and stale):
-                raise RemoteWriteError(f"HTTP {e.code}: {text}", status=e.code, sample=True,
-                                       stale=stale) from None
+                named = named_refusal(text) if e.code in SAMPLE_STATUSES else None
+                raise RemoteWriteError(
+                    f"HTTP {e.code}: {text}", status=e.code, sample=True, stale=stale,
+                    named=((named[1], named[2]),) if named else (),
+                    reason=f"HTTP {e.code}: {named[0]}" if named else "") from None
             if e.code == 429 or e.code >= 500:
                 raise _Retry(f"HTTP {e.code}: {text}", e.code,
                              _retry_after(e.headers.get("Retry-After"))) from None
@@ -253,7 +312,7 @@ def _is_html(body: bytes, content_type: str = "") -> bool:
 
 def _body_text(e: urllib.error.HTTPError) -> str:
     try:
-        raw = e.read(500)
+        raw = e.read(4096)  # room for the series a Mimir or Cortex refusal names
     except OSError:
         raw = b""
     text = " ".join(raw.decode("utf-8", "replace").split())
