@@ -1,5 +1,6 @@
 # Shared by scripts/test and scripts/demo: install what they need on a fresh Debian
-# machine (Python venv with pinned deps, Debian's prometheus), idempotently.
+# machine (Python venv with pinned deps, Debian's prometheus and, for the tests,
+# victoria-metrics), idempotently.
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -16,6 +17,12 @@ ensure_prometheus() {
   # The tests and the demo start their own Prometheus on 127.0.0.1; the package's
   # service is not needed (it is not started where no init system runs).
   command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || apt_install prometheus
+}
+
+ensure_victoria_metrics() {
+  # The receiver tests start their own single-node VictoriaMetrics on 127.0.0.1.
+  command -v victoria-metrics >/dev/null || [ -x /usr/bin/victoria-metrics ] \
+    || apt_install victoria-metrics
 }
 
 ensure_venv() {

@@ -28,6 +28,8 @@ class Request:
     body: bytes
     status: int | None = None
     """The status it was answered with (None: reset, or not answered yet)."""
+    answer: bytes = b""
+    """The upstream's answer body, when the request was forwarded."""
 
     def mentions(self, text: str) -> bool:
         """True if the operation name appears in the path, a target header or the body."""
@@ -101,6 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if rule and rule.after:
             answer = self._forward(body)
+            req.answer = answer[2]
             self.owner.stopping.wait(rule.delay)
             if rule.reset:
                 self._reset()
@@ -115,7 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
         if rule and rule.status is not None:
             self._reply(rule.status, rule.headers, rule.body, req)
             return
-        self._reply(*self._forward(body), req)
+        answer = self._forward(body)
+        req.answer = answer[2]
+        self._reply(*answer, req)
 
     def _reset(self) -> None:
         # SO_LINGER 0: close with a TCP RST, as a dying server or load balancer does.

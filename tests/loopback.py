@@ -24,7 +24,9 @@ class LoopbackServer:
 
     def start(self) -> str:
         self._server = QuietServer(("127.0.0.1", 0), self.handler())
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: stop() waits up to one interval (0.5s by default, per server).
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self.url
 
     def stop(self) -> None:

@@ -122,3 +122,14 @@ def test_missing_aws_credentials_is_one_clear_line(kube, monkeypatch):
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "AWS credentials not found" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_every_option_of_run_has_a_row_in_the_readme_option_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `--")]
+    missing = [p.opts[0] for p in cli.commands["run"].params
+               if not getattr(p, "hidden", False) and p.opts[0] != "--help"
+               and not any(f"`{p.opts[0]}" in row and p.envvar in row for row in rows)]
+    assert len(cli.commands["run"].params) > 30 and missing == []

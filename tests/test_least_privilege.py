@@ -19,6 +19,8 @@ from tests.test_run import Scene
 
 CRONJOB = Path(__file__).resolve().parent.parent / "cronjob"
 SIGNING_TO_IAM = {"monitoring": "cloudwatch", "elasticloadbalancing": "elasticloadbalancing"}
+# Used only with --remote-write-sigv4 (Amazon Managed Prometheus): tests/test_sigv4.py.
+REMOTE_WRITE_IAM = {"aps:RemoteWrite"}
 
 
 def granted_rbac():
@@ -88,7 +90,7 @@ def test_rbac_and_iam_match_what_a_run_uses(aws, kube, prometheus, moto_server, 
     assert {s.namespace for s in kube.seen if s.resource == "configmaps"} == {"monitoring"}
     assert {s.namespace for s in kube.seen if s.resource == "events"} == {"blog", "shop"}
     assert {s.verb for s in kube.seen if s.namespace is None} == {"list"}
-    assert {aws_action(r) for r in proxy.seen} == granted_iam()
+    assert {aws_action(r) for r in proxy.seen} == granted_iam() - REMOTE_WRITE_IAM
     # Both ELB APIs sign as elasticloadbalancing: the classic listing must really happen.
     assert any(r.mentions("Action=DescribeLoadBalancers") and r.mentions("Version=2012-06-01")
                for r in proxy.seen)
@@ -110,4 +112,4 @@ def test_smoke_needs_nothing_the_cronjob_is_not_granted(kube, prometheus, moto_s
     # Only reviews: it asks about the permissions, it does not use them.
     assert {(s.verb, s.resource) for s in kube.seen} == {("create", "selfsubjectaccessreviews")}
     assert used_rbac(kube.seen) == set()
-    assert {aws_action(r) for r in proxy.seen} == granted_iam()
+    assert {aws_action(r) for r in proxy.seen} == granted_iam() - REMOTE_WRITE_IAM

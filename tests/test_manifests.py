@@ -185,20 +185,22 @@ def test_service_account_has_irsa_annotation():
     assert annotations["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
 
 
-def test_iam_policy_allows_exactly_the_four_actions():
+def test_iam_policy_allows_exactly_the_four_actions_and_amp_remote_write():
     policy = json.loads((BASE / "iam-policy.json").read_text())
     assert policy["Version"] == "2012-10-17"
-    (statement,) = policy["Statement"]
-    assert statement["Sid"]
-    assert statement["Effect"] == "Allow"
-    actions = statement["Action"]
-    actions = [actions] if isinstance(actions, str) else actions
-    assert sorted(actions) == ["cloudwatch:GetMetricData",
-                               "elasticloadbalancing:DescribeLoadBalancers",
-                               "elasticloadbalancing:DescribeTags",
-                               "elasticloadbalancing:DescribeTargetGroups"]
-    assert statement["Resource"] == "*"
-    assert "NotAction" not in statement and "NotResource" not in statement
+    read, amp = policy["Statement"]
+    for statement in (read, amp):
+        assert statement["Sid"]
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+    assert sorted(read["Action"]) == ["cloudwatch:GetMetricData",
+                                      "elasticloadbalancing:DescribeLoadBalancers",
+                                      "elasticloadbalancing:DescribeTags",
+                                      "elasticloadbalancing:DescribeTargetGroups"]
+    assert read["Resource"] == "*"
+    # Only with --remote-write-sigv4; on workspaces only, never "*".
+    assert amp["Action"] == ["aps:RemoteWrite"]
+    assert amp["Resource"].startswith("arn:aws:aps:") and ":workspace/" in amp["Resource"]
 
 
 def _final_stage(dockerfile: str) -> list[tuple[str, str]]:

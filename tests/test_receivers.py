@@ -1,7 +1,9 @@
 """Receivers that refuse: the run must neither lose data silently nor wedge.
 
-Real Prometheus (with and without an out-of-order window) and a stub endpoint that
-answers 400 to everything, as a wrong path or a misconfigured proxy does.
+Real Prometheus (with and without an out-of-order window), a stub endpoint that answers
+400 to everything, as a wrong path or a misconfigured proxy does, and receivers that
+answer as Mimir, Cortex, Grafana Cloud and Thanos Receive do (tests/receivers.py) in
+front of the real Prometheus. What a crash-repeat costs on each is asserted here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from lbscrape.core.errors import ConfigError
 from tests import world
 from tests.fakereceiver import decode, push
 from tests.faultproxy import FaultProxy
+from tests.receivers import Receiver, crash_then_repeat, exactly_once
 from tests.test_run import Scene, end_for, logs, summary
 
 
@@ -224,3 +227,135 @@ def test_an_html_answer_is_called_out_as_a_probable_wrong_url(aws, kube, prometh
     s = summary(result)
     assert "HTTP 404: an HTML page (is the URL the remote-write endpoint" in s
     assert "<html" not in s and scene.checkpoint() is None
+
+
+# --- Mimir, Cortex, AMP, Thanos: loopback receivers in front of the real Prometheus ----
+
+
+TENANT = "team-a"
+
+
+@pytest.fixture
+def mimir(prometheus):
+    receiver = Receiver(prometheus, "mimir")
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+def test_mimir_crash_repeat_lands_once_with_the_tenant_on_every_request(
+        aws, kube, prometheus, mimir, tmp_path):
+    scene = Scene(aws, kube, prometheus)
+    r = crash_then_repeat(scene, mimir.push_url, tmp_path, "--remote-write-tenant", TENANT)
+    exactly_once(scene, r)
+    assert mimir.tenants() == {TENANT}
+    repeat = mimir.seen[r.requests("first"):]
+    # The repeat: the whole window (10 minutes) in one request, ingested partially with
+    # a 400 naming the first refused sample: 8 minutes refused; the 9th repeats each
+    # series' newest sample, which a TSDB takes again as a no-op; the 10th is new. What
+    # Mimir stored is not sent again: the repeat costs this one request.
+    assert [(s.status, s.refused) for s in repeat] == [(400, repeat[0].samples * 8 // 10)]
+    assert r.requests("second") == 1
+
+
+def test_mimir_without_a_tenant_is_refused_with_401(aws, kube, prometheus, mimir):
+    scene = Scene(aws, kube, prometheus)
+    result = scene.run(scene.clock, remote_write_url=mimir.push_url, expect=1)
+    assert "refused: HTTP 401: no org id" in summary(result)
+    # The data's request, then the own series' (refused alike): nothing else.
+    assert [s.status for s in mimir.seen] == [401, 401] and scene.checkpoint() is None
+    assert scene.stored("alb_request_count_sum") == {}
+
+
+def test_mimir_429_is_retried_with_and_without_retry_after(aws, kube, prometheus, mimir):
+    scene = Scene(aws, kube, prometheus)
+    mimir.throttle = ["1", None]
+    started = time.monotonic()
+    result = scene.run(scene.clock, "--remote-write-tenant", TENANT, "--remote-write-retries",
+                       "2", remote_write_url=mimir.push_url)
+    assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
+    assert [s.status for s in mimir.seen] == [429, 429, 200, 200]  # then the own series
+    assert "err-mimir-tenant-max-ingestion-rate" in result.stderr  # the retry is logged
+    assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
+        scene.requests, end_for(scene.clock) - 600, end_for(scene.clock))
+
+
+def test_mimir_too_old_backfill_stops_with_advice_and_resumes_into_a_window(
+        aws, kube, prometheus, mimir, tmp_path):
+    """Mimir refuses samples more than 1h older than the tenant's newest unless its
+    out_of_order_time_window covers them; here Prometheus behind it plays the tenant."""
+    from tests.test_backfill import World, assert_exact, write_live_sample
+
+    w = World(aws, kube)
+    write_live_sample(prometheus)
+    args = ("--remote-write-url", mimir.push_url, "--remote-write-tenant", TENANT,
+            "--state-file", str(tmp_path / "state.json"), "--remote-write-retries", "0")
+    result = w.backfill(*args, expect=1)
+    assert "err-mimir-sample-timestamp-too-old" in result.stderr
+    assert "out_of_order_time_window (Mimir)" in result.stderr
+    prometheus.stop()
+    prometheus.ooo_window = "1d"
+    prometheus.start()
+    w.backfill(*args, "--resume")
+    assert_exact(prometheus, w)
+    assert mimir.tenants() == {TENANT}
+
+
+def test_grafana_cloud_basic_auth_with_an_api_token(aws, kube, prometheus, tmp_path):
+    """Grafana Cloud's Mimir: the instance ID as user, an access-policy token as the
+    password; the tenant comes from the credentials, no X-Scope-OrgID."""
+    token = tmp_path / "token"
+    token.write_text("glc_eyJvIjoiMTIzNCJ9\n")
+    receiver = Receiver(prometheus, "mimir", tenant_header=None,
+                        basic_auth=("123456", "glc_eyJvIjoiMTIzNCJ9"))
+    receiver.start()
+    try:
+        scene = Scene(aws, kube, prometheus)
+        wrong = tmp_path / "wrong"
+        wrong.write_text("glc_other\n")
+        bad = scene.run(scene.clock, "--remote-write-username", "123456",
+                        "--remote-write-password-file", str(wrong),
+                        remote_write_url=receiver.push_url, expect=1)
+        assert "HTTP 401: invalid authentication credentials" in summary(bad)
+        scene.run(scene.clock, "--remote-write-username", "123456",
+                  "--remote-write-password-file", str(token),
+                  remote_write_url=receiver.push_url)
+    finally:
+        receiver.stop()
+    assert scene.stored("alb_request_count_sum")[scene.alb.name] == scene.expected(
+        scene.requests, end_for(scene.clock) - 600, end_for(scene.clock))
+
+
+def test_thanos_crash_repeat_409s_land_once_with_the_tenant_header(aws, kube, prometheus,
+                                                                  tmp_path):
+    receiver = Receiver(prometheus, "thanos", tenant_header="THANOS-TENANT")
+    receiver.start()
+    try:
+        scene = Scene(aws, kube, prometheus)
+        r = crash_then_repeat(scene, receiver.push_url, tmp_path,
+                              "--remote-write-header", f"THANOS-TENANT={TENANT}")
+    finally:
+        receiver.stop()
+    exactly_once(scene, r)
+    assert receiver.tenants() == {TENANT}
+    repeat = receiver.seen[r.requests("first"):]
+    # Ingested partially, as Mimir's, but the 409 names no sample, so lbscrape splits
+    # the request as for Prometheus until each refusal is proven: the repeated minutes
+    # (the 9th too: the first request stored the new minute) are refused again sample by
+    # sample, and nothing is stored twice.
+    assert repeat[0].status == 409 and repeat[0].refused == repeat[0].samples * 8 // 10
+    assert r.requests("second") == len(repeat) == 170
+    assert r.rejected("second") == 9 * repeat[0].samples // 10
+
+
+def test_prometheus_crash_repeat_lands_once(aws, kube, prometheus, tmp_path):
+    """The baseline the others are compared with: all-or-nothing requests."""
+    scene = Scene(aws, kube, prometheus)
+    r = crash_then_repeat(scene, prometheus.write_url, tmp_path)
+    exactly_once(scene, r)
+    # The whole window refused (400, nothing stored); then split until each refused
+    # sample is proven refused (lbscrape.prom.delivery): the 8 repeated minutes' samples
+    # refused, the 9th (each series' newest sample, again) a no-op, the new one written.
+    per_minute = int(r.first.split("samples_written=")[1].split()[0]) // 10
+    assert r.requests("second") == 154
+    assert r.rejected("second") == 8 * per_minute

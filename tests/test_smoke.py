@@ -18,7 +18,7 @@ from lbscrape.flows import smoke
 from lbscrape.kube.client import make_api_client
 from tests.fakekube import Grant
 from tests.faultproxy import FaultProxy, Rule
-from tests.test_least_privilege import granted_iam
+from tests.test_least_privilege import REMOTE_WRITE_IAM, granted_iam
 from tests.test_manifests import _grants, _one
 from tests.world import free_port
 
@@ -101,7 +101,7 @@ def test_permissions_are_the_ones_rbac_yaml_grants():
              for g, res, v in _grants([r])}
     assert {(p.group, p.resource, p.verb) for p in smoke.PERMISSIONS if p.named} == named
     assert {p.resource for p in smoke.PERMISSIONS if p.scope == "cluster"} == {"ingressclasses"}
-    assert set(smoke.AWS_ACTIONS) == granted_iam()
+    assert set(smoke.AWS_ACTIONS) == granted_iam() - REMOTE_WRITE_IAM
 
 
 def test_all_pass_and_the_sample_lands_in_prometheus(rbac, prometheus):

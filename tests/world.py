@@ -131,6 +131,84 @@ class Prometheus:
         return out
 
 
+VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+
+
+class VictoriaMetrics:
+    """Debian's single-node victoria-metrics as a child process on 127.0.0.1 with a temp
+    storage dir. `dedup`: its -dedup.minScrapeInterval (None: off, its default)."""
+
+    def __init__(self, dedup: str | None = None, retention: str = "1") -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="lbscrape-vm-")
+        self.dedup = dedup
+        self.retention = retention
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def start(self, timeout: float = 20.0) -> VictoriaMetrics:
+        self.log = open(os.path.join(self.dir, "victoria-metrics.log"), "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [VICTORIA_METRICS, f"-storageDataPath={self.dir}/data",
+             f"-httpListenAddr=127.0.0.1:{self.port}", f"-retentionPeriod={self.retention}",
+             "-loggerLevel=WARN", *([f"-dedup.minScrapeInterval={self.dedup}"]
+                                    if self.dedup else [])],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"victoria-metrics exited: see {self.dir}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("victoria-metrics did not become ready")
+
+    def stop(self) -> None:
+        """Stop only the process this object started, by its PID."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as r:
+            return bytes(r.read())
+
+    def export(self, selector: str) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+        """Every raw sample stored for `selector`, duplicates included, from
+        /api/v1/export (after a flush, so the last second's writes are in it):
+        {sorted labels: [(ts_ms, value)] in time order}."""
+        self.get("/internal/force_flush")
+        q = urllib.parse.urlencode({"match[]": selector, "start": "0"})
+        out: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
+        for line in self.get(f"/api/v1/export?{q}").splitlines():
+            doc = json.loads(line)
+            labels = tuple(sorted(doc["metric"].items()))
+            out.setdefault(labels, []).extend(zip(doc["timestamps"], doc["values"],
+                                                  strict=True))
+        return {k: sorted(v) for k, v in out.items()}
+
+
 @dataclass(frozen=True)
 class SeededLb:
     arn: str

@@ -12,11 +12,12 @@ from lbscrape.core.errors import ConfigError
 
 # Every AWS service lbscrape makes a client of. The container image keeps only these
 # botocore models (and CREDENTIAL_SERVICES'), read from here by the Dockerfile.
-SERVICES = ("elbv2", "elb", "cloudwatch")
+# sts: --remote-write-sigv4-role-arn assumes its role (lbscrape.aws.sigv4).
+SERVICES = ("elbv2", "elb", "cloudwatch", "sts")
 # Services botocore's own credential providers call: sts (assume role, web identity as with
 # IRSA), sso, sso-oidc and signin.
 CREDENTIAL_SERVICES = ("sts", "sso", "sso-oidc", "signin")
-BOTOCORE_MODELS = (*SERVICES, *CREDENTIAL_SERVICES)
+BOTOCORE_MODELS = tuple(dict.fromkeys((*SERVICES, *CREDENTIAL_SERVICES)))
 
 # Standard retry mode: exponential backoff with jitter on throttles, 5xx and timeouts.
 AWS_CONFIG = botocore.config.Config(retries={"mode": "standard", "max_attempts": 4},

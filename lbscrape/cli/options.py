@@ -27,6 +27,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 OUTPUT_CHOICE = click.Choice(["table", "json"])
 
 
+class _Lines(click.ParamType[str]):
+    """A repeatable option whose env var holds one value per line (a header value may
+    have spaces: `Authorization=ApiKey abc`). Blank lines are ignored."""
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [line.strip() for line in rv.splitlines() if line.strip()]
+
+
+LINES = _Lines()
+
+
 def opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     """click.option with an LBSCRAPE_<NAME> environment variable (or `envvar=`) and the
     default shown."""
@@ -82,6 +96,26 @@ remote_write_options = _grouped([
         help="PEM client certificate for mTLS (with --remote-write-key-file)."),
     opt("--remote-write-key-file", default=None, metavar="PATH",
         help="PEM private key of --remote-write-cert-file, unencrypted."),
+    opt("--remote-write-header", "remote_write_headers", multiple=True, type=LINES,
+        metavar="NAME=VALUE",
+        help="Send this header on every request, e.g. THANOS-TENANT=team-a (repeatable; "
+             "in the env var, one per line)."),
+    opt("--remote-write-header-file", "remote_write_header_files", multiple=True,
+        type=LINES, metavar="NAME=PATH",
+        help="Send header NAME with the value read from PATH, e.g. a mounted Secret; never "
+             "logged (repeatable; in the env var, one per line)."),
+    opt("--remote-write-tenant", default=None, metavar="ID",
+        help="Tenant for Mimir, Cortex and Grafana Enterprise Metrics: sent as "
+             "X-Scope-OrgID."),
+    opt("--remote-write-sigv4", is_flag=True, default=False,
+        help="Sign requests with AWS SigV4 (service aps) for Amazon Managed Prometheus, "
+             "with the credentials of the AWS config chain (IRSA, a profile)."),
+    opt("--remote-write-sigv4-region", default=None, metavar="REGION",
+        help="Signing region (default: from an aps-workspaces.REGION.amazonaws.com URL, "
+             "else the AWS region)."),
+    opt("--remote-write-sigv4-role-arn", default=None, metavar="ARN",
+        help="Assume this role before signing (a workspace in another account); "
+             "refreshed before it expires."),
 ], "remote_write", RemoteWriteOptions, "remote_write_")
 
 selection_options = _grouped([

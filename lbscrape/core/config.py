@@ -7,9 +7,10 @@ stop with exit 2 before anything is fetched or written.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from lbscrape.core import headers
 from lbscrape.core.catalog import DEFAULT, Catalog
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.shard import Shard
@@ -71,6 +72,19 @@ class RemoteWriteSettings:
     cert_file: str | None = None
     """PEM client certificate for mTLS (with key_file)."""
     key_file: str | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Extra headers sent on every request (--remote-write-header); a value may be a
+    credential, so it is kept out of a repr."""
+    header_files: tuple[tuple[str, str], ...] = ()
+    """(header, path): a header whose value is read from a file (--remote-write-header-file)."""
+    tenant: str | None = None
+    """--remote-write-tenant, sent as X-Scope-OrgID."""
+    sigv4: bool = False
+    """Sign every request with AWS SigV4 for the service `aps` (Amazon Managed Prometheus)."""
+    sigv4_region: str | None = None
+    """The signing region as given; see sigv4_region()."""
+    sigv4_role_arn: str | None = None
+    """A role to assume (from boto3's credentials) before signing."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +244,58 @@ def validate_remote_write_auth(rw: RemoteWriteSettings) -> RemoteWriteSettings:
         raise ConfigError("--remote-write-cert-file: needs --remote-write-key-file")
     if rw.key_file and not rw.cert_file:
         raise ConfigError("--remote-write-key-file: needs --remote-write-cert-file")
+    _validate_sigv4(rw, userinfo)
+    _validate_headers(rw, userinfo)
     return rw
+
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# Amazon Managed Prometheus: aps-workspaces.<region>.amazonaws.com (.cn in China).
+_AMP_HOST = re.compile(r"^aps-workspaces\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+def _validate_sigv4(rw: RemoteWriteSettings, userinfo: bool) -> None:
+    if rw.sigv4 and (rw.bearer_token_file or rw.username or rw.password_file or userinfo):
+        raise ConfigError(
+            "--remote-write-sigv4: cannot be combined with bearer or basic auth "
+            "(--remote-write-bearer-token-file, --remote-write-username or user:password@ in "
+            "--remote-write-url); SigV4 signs the Authorization header itself")
+    for option, value in (("--remote-write-sigv4-region", rw.sigv4_region),
+                          ("--remote-write-sigv4-role-arn", rw.sigv4_role_arn)):
+        if value is not None and not rw.sigv4:
+            raise ConfigError(f"{option}: needs --remote-write-sigv4")
+    if rw.sigv4_region is not None and not _REGION.match(rw.sigv4_region):
+        raise ConfigError(f"--remote-write-sigv4-region: {rw.sigv4_region!r} is not an AWS "
+                          "region (e.g. us-east-1, eu-west-2)")
+    if rw.sigv4_role_arn is not None and not _ROLE_ARN.match(rw.sigv4_role_arn):
+        raise ConfigError(f"--remote-write-sigv4-role-arn: {rw.sigv4_role_arn!r} is not an "
+                          "IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+
+
+def sigv4_region(rw: RemoteWriteSettings, aws_region: str) -> str:
+    """The region requests are signed for: --remote-write-sigv4-region, else the region
+    of an aps-workspaces.<region>.amazonaws.com URL, else the AWS region."""
+    if rw.sigv4_region:
+        return rw.sigv4_region
+    m = _AMP_HOST.match((urlsplit(rw.url).hostname or "").lower())
+    return m.group(1) if m else aws_region
+
+
+def _validate_headers(rw: RemoteWriteSettings, userinfo: bool) -> None:
+    """No header lbscrape sets itself, none twice (names are case-insensitive)."""
+    reserved = {h.lower(): "lbscrape itself (remote write 1.0 and HTTP)"
+                for h in headers.ALWAYS_RESERVED}
+    auth = ("--remote-write-sigv4" if rw.sigv4 else "--remote-write-bearer-token-file"
+            if rw.bearer_token_file else "--remote-write-username" if rw.username
+            else "the user:password@ of --remote-write-url" if userinfo else None)
+    if auth:
+        reserved["authorization"] = auth
+    given = [("--remote-write-header", name) for name, _ in rw.headers]
+    given += [("--remote-write-header-file", name) for name, _ in rw.header_files]
+    if rw.tenant:
+        given.append(("--remote-write-tenant", headers.TENANT_HEADER))
+    headers.check_names(given, reserved, sigv4=rw.sigv4)
 
 
 def read_secret_file(path: str, option: str) -> str:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lbscrape.core import metrics_config
+from lbscrape.core import headers, metrics_config
 from lbscrape.core.catalog import DEFAULT, Catalog
 from lbscrape.core.config import (
     CheckpointLocation,
@@ -49,9 +49,22 @@ class RemoteWriteOptions:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    headers: tuple[str, ...] = ()
+    header_files: tuple[str, ...] = ()
+    tenant: str | None = None
+    sigv4: bool = False
+    sigv4_region: str | None = None
+    sigv4_role_arn: str | None = None
 
     def settings(self, url: str) -> RemoteWriteSettings:
         """Validated settings for `url`; reads no file (the flow loads the credentials)."""
+        extra = tuple(_header(t, "--remote-write-header") for t in self.headers)
+        files = tuple(headers.parse_header(t, "--remote-write-header-file")
+                      for t in self.header_files)
+        for name, path in files:
+            if not path:
+                raise ConfigError(f"--remote-write-header-file: no file given for {name} "
+                                  "(NAME=PATH)")
         return validate_remote_write_auth(RemoteWriteSettings(
             url=parse_remote_write_url(url),
             timeout=float(parse_duration(self.timeout, "--remote-write-timeout")),
@@ -59,7 +72,20 @@ class RemoteWriteOptions:
             bearer_token_file=self.bearer_token_file,
             username=self.username, password_file=self.password_file, ca_file=self.ca_file,
             cert_file=self.cert_file, key_file=self.key_file,
+            headers=extra, header_files=files,
+            tenant=headers.parse_tenant(self.tenant) if self.tenant is not None else None,
+            sigv4=self.sigv4, sigv4_region=_stripped(self.sigv4_region),
+            sigv4_role_arn=_stripped(self.sigv4_role_arn),
         ))
+
+
+def _header(text: str, option: str) -> tuple[str, str]:
+    name, value = headers.parse_header(text, option)
+    return name, headers.check_value(name, value, option)
+
+
+def _stripped(text: str | None) -> str | None:
+    return text.strip() if text is not None else None
 
 
 @dataclass(frozen=True)

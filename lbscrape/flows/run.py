@@ -19,11 +19,11 @@ from lbscrape.core import logs
 from lbscrape.core.budget import Abandoned, Budget
 from lbscrape.core.catalog import KINDS
 from lbscrape.core.checkpoint import FileStore
-from lbscrape.core.config import RemoteWriteSettings, RunConfig, redact_url
+from lbscrape.core.config import RunConfig, redact_url
 from lbscrape.core.console import Console
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.options import RunOptions, RunSettings, run_settings
-from lbscrape.flows import pipeline
+from lbscrape.flows import endpoint, pipeline
 from lbscrape.kube import events
 from lbscrape.kube.checkpoint_store import ConfigMapStore
 from lbscrape.kube.client import make_api_client
@@ -80,8 +80,8 @@ def _clients(cfg: RunConfig, kube: Any, session: Any,
         cloudwatch=aws.client(session, "cloudwatch"),
         store=FileStore(cfg.checkpoint_file) if cfg.checkpoint_file
         else ConfigMapStore(kube, cfg.checkpoint),
-        writer=(remote_write.Client(rw, budget=budget, credentials=credentials)
-                if rw and not cfg.dry_run else None),
+        writer=(endpoint.client(rw, session, credentials, budget)
+                if rw and credentials and not cfg.dry_run else None),
         events=events.Recorder(kube) if cfg.events and not cfg.dry_run else None,
     )
 
@@ -143,7 +143,10 @@ def describe(cfg: RunConfig) -> str:
     parts = [
         f"cluster={cfg.cluster}", f"region={cfg.region}",
         f"remote_write_url={redact_url(cfg.remote_write.url) if cfg.remote_write else '-'}",
-        f"remote_write_auth={auth_kind(cfg.remote_write)}",
+        f"remote_write_auth={endpoint.auth_kind(cfg.remote_write, cfg.region)}",
+        f"remote_write_headers={endpoint.header_names(cfg.remote_write)}",
+        *([f"remote_write_tenant={cfg.remote_write.tenant}"]
+          if cfg.remote_write and cfg.remote_write.tenant else []),
         f"checkpoint={f'file:{cfg.checkpoint_file}' if cfg.checkpoint_file else cfg.checkpoint}",
         f"settle_delay={w.settle_delay}s", f"period={w.period}s",
         f"initial_lookback={w.initial_lookback}s", f"max_catchup={w.max_catchup}s",
@@ -160,15 +163,3 @@ def describe(cfg: RunConfig) -> str:
     ]
     return " ".join(parts)
 
-
-def auth_kind(rw: RemoteWriteSettings | None) -> str:
-    """How remote write authenticates, for the start-up line: kinds, never secrets."""
-    if rw is None:
-        return "-"
-    kinds = ["bearer" if rw.bearer_token_file else "basic"
-             if rw.password_file or "@" in redact_url(rw.url) else "none"]
-    if rw.ca_file:
-        kinds.append("ca-file")
-    if rw.cert_file:
-        kinds.append("mtls")
-    return "+".join(kinds)

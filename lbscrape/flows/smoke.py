@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client as k8s
 
 from lbscrape.aws import session as aws
-from lbscrape.core.config import CheckpointLocation, redact_url
+from lbscrape.core.config import CheckpointLocation, RemoteWriteSettings, redact_url
 from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import (
     NO_CREDENTIALS,
@@ -37,8 +37,9 @@ from lbscrape.core.errors import (
 )
 from lbscrape.core.model import Labels, Sample, Series, isotime
 from lbscrape.core.options import SmokeOptions, smoke_settings
+from lbscrape.flows import endpoint
 from lbscrape.kube.client import call_api, make_api_client
-from lbscrape.prom.remote_write import Client, encode, load_credentials
+from lbscrape.prom.remote_write import Client, Credentials, encode, load_credentials
 from lbscrape.prom.series import selector
 
 Result = Literal["pass", "fail", "skipped"]
@@ -258,8 +259,8 @@ def smoke_series(cluster: str, region: str, static_labels: Labels, now_ms: int) 
 WRITE_SKIPPED = Check("remote write", "skipped", "--no-write: nothing written")
 
 
-def check_remote_write(client: Client, series: Series) -> Check:
-    """Write the one smoke sample."""
+def check_remote_write(client: Client, series: Series, how: str = "") -> Check:
+    """Write the one smoke sample. `how`: the auth and headers it was sent with."""
     name = "remote write"
     url = redact_url(client.settings.url)
     try:
@@ -268,7 +269,22 @@ def check_remote_write(client: Client, series: Series) -> Check:
         text = str(e)  # Client scrubs any credential the endpoint echoed
         return Check(name, "fail", text if url in text else f"{url}: {text}")
     at = isotime(series.samples[0].timestamp_ms // 1000)
-    return Check(name, "pass", f"{url} accepted {selector(series.labels)} 1 at {at}")
+    return Check(name, "pass", f"{url} accepted {selector(series.labels)} 1 at {at}"
+                               f"{f' ({how})' if how else ''}")
+
+
+def _write_check(rw: RemoteWriteSettings, credentials: Credentials, s: Any,
+                 series: Series) -> Check:
+    """The remote-write row: SigV4 without credentials, or a role that cannot be
+    assumed, fails this row like a refused write does."""
+    try:
+        client = endpoint.client(rw, s, credentials)
+    except (LbscrapeError, BotoCoreError) as e:
+        return Check("remote write", "fail", " ".join(str(e).split()))
+    how = [f"auth {endpoint.auth_kind(rw, s.region_name)}"] if rw.sigv4 else []
+    if names := endpoint.header_names(rw):
+        how.append(f"headers {names}")
+    return check_remote_write(client, series, "; ".join(how))
 
 
 def failed(checks: Sequence[Check]) -> bool:
@@ -301,7 +317,7 @@ def execute(o: SmokeOptions, console: Console) -> int:
     try:
         settings = smoke_settings(o)
         rw = settings.remote_write
-        writer = Client(rw, credentials=load_credentials(rw)) if rw else None
+        write = (rw, load_credentials(rw)) if rw else None
         kube, own_namespace = make_api_client(o.kube.kubeconfig, o.kube.context)
         s = aws.session(o.region)
         elbv2, elb, cw = aws.client(s, "elbv2"), aws.client(s, "elb"), aws.client(s, "cloudwatch")
@@ -311,10 +327,10 @@ def execute(o: SmokeOptions, console: Console) -> int:
     now = time.time()
     checks = [*check_permissions(kube, checkpoint, o.events),
               *check_aws(elbv2, elb, cw, s.region_name, int(now))]
-    if writer is not None:
+    if write is not None:
         series = smoke_series(settings.cluster, s.region_name, settings.static_labels,
                               int(now * 1000))
-        checks.append(check_remote_write(writer, series))
+        checks.append(_write_check(*write, s, series))
     else:
         checks.append(WRITE_SKIPPED)
     if o.output == "json":

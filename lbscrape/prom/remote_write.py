@@ -8,7 +8,9 @@ What a receiver does shapes this module (see shared/reference/remote-write.md):
 - Prometheus refuses a request whole and does not say which sample it refused; Mimir and
   Cortex store the rest of it and name the (first) sample they refused, which is read
   from the body (RemoteWriteError.named);
-- a 2xx answer that is an HTML page (an auth proxy's login) is no acceptance.
+- a 2xx answer that is an HTML page (an auth proxy's login) is no acceptance;
+- extra headers (a tenant, an API key) go on every request, and a RequestSigner (SigV4
+  for Amazon Managed Prometheus, made on the AWS side) signs each attempt last.
 What to send, in which order, and what a refusal means is lbscrape.prom.delivery.
 """
 
@@ -26,15 +28,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import snappy
 
 from lbscrape import __version__
+from lbscrape.core import headers as header_rules
 from lbscrape.core.budget import Budget, unlimited
 from lbscrape.core.config import RemoteWriteSettings, read_secret_file, redact_url
-from lbscrape.core.errors import ConfigError, RemoteWriteError
+from lbscrape.core.errors import ConfigError, LbscrapeError, RemoteWriteError
 from lbscrape.core.model import Series
 from lbscrape.prom.wire import write_request
 
@@ -112,24 +116,58 @@ def encode(series: Sequence[Series]) -> bytes:
     return bytes(snappy.compress(write_request(series)))
 
 
+class RequestSigner(Protocol):
+    """Signs one request just before it is sent: the headers to send instead of
+    `headers` (the signature added). Raises LbscrapeError when it cannot sign."""
+
+    def __call__(self, method: str, url: str, headers: Mapping[str, str],
+                 body: bytes) -> Mapping[str, str]: ...
+
+
+# Headers a signer adds whose values are credentials (a session token, a signature).
+SIGNED_SECRETS = ("Authorization", "X-Amz-Security-Token")
+
+
 @dataclass(frozen=True)
 class Credentials:
     """What a Client sends and trusts, read once per run from the settings' files.
 
     TLS verification is always on (certificate chain and host name); a CA file replaces
     the system's trust store. `secrets` are scrubbed from error text; neither they nor
-    the Authorization value are ever logged or shown in a repr."""
+    the Authorization value are ever logged or shown in a repr. `headers`: the extra
+    headers (--remote-write-header, -header-file, -tenant) with their values."""
 
     authorization: str | None = field(default=None, repr=False)
     ssl_context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+
+def _extra_headers(s: RemoteWriteSettings) -> tuple[tuple[tuple[str, str], ...],
+                                                    tuple[str, ...]]:
+    """The extra headers, values from files read now; and the values that are secrets
+    (every one from a file, and Authorization-like ones)."""
+    out = list(s.headers)
+    secrets = [v for k, v in s.headers if header_rules.is_secret(k)]
+    for name, path in s.header_files:
+        option = "--remote-write-header-file"
+        value = read_secret_file(path, option)
+        if any(not (32 <= ord(c) < 127 or c == "\t") for c in value):
+            raise ConfigError(f"{option}: {path!r} (for {name}) has a line break or a "
+                              "character that cannot go in an HTTP header; it must hold "
+                              "only the value")
+        out.append((name, value))
+        secrets.append(value)
+    if s.tenant:
+        out.append((header_rules.TENANT_HEADER, s.tenant))
+    return tuple(out), tuple(secrets)
 
 
 def load_credentials(s: RemoteWriteSettings) -> Credentials:
-    """Read the token, password, CA and client certificate files of `s`. Raises
+    """Read the token, password, header, CA and client certificate files of `s`. Raises
     ConfigError naming the option and the path (never the content)."""
     authorization: str | None = None
-    secrets: tuple[str, ...] = ()
+    extra, secrets = _extra_headers(s)
     if s.bearer_token_file:
         token = read_secret_file(s.bearer_token_file, "--remote-write-bearer-token-file")
         if any(c.isspace() or not (32 < ord(c) < 127) for c in token):
@@ -137,11 +175,11 @@ def load_credentials(s: RemoteWriteSettings) -> Credentials:
                 f"--remote-write-bearer-token-file: {s.bearer_token_file!r} has whitespace or "
                 "characters that cannot go in an HTTP header; it must hold only the token"
             )
-        authorization, secrets = f"Bearer {token}", (token,)
+        authorization, secrets = f"Bearer {token}", (*secrets, token)
     elif s.username and s.password_file:
         password = read_secret_file(s.password_file, "--remote-write-password-file")
         cred = base64.b64encode(f"{s.username}:{password}".encode()).decode()
-        authorization, secrets = f"Basic {cred}", (password, cred)
+        authorization, secrets = f"Basic {cred}", (*secrets, password, cred)
     ctx = ssl.create_default_context()
     if s.ca_file:
         ca = read_secret_file(s.ca_file, "--remote-write-ca-file")
@@ -169,7 +207,7 @@ def load_credentials(s: RemoteWriteSettings) -> Credentials:
                 f"--remote-write-key-file: {s.key_file!r} is not a valid key for the "
                 f"certificate in --remote-write-cert-file {s.cert_file!r}"
             ) from None
-    return Credentials(authorization, ctx, secrets)
+    return Credentials(authorization, ctx, secrets, extra)
 
 
 class Client:
@@ -178,9 +216,11 @@ class Client:
     def __init__(self, settings: RemoteWriteSettings, *, budget: Budget | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  jitter: Callable[[], float] = random.random,
-                 credentials: Credentials | None = None) -> None:
+                 credentials: Credentials | None = None,
+                 signer: RequestSigner | None = None) -> None:
         """`credentials`: already loaded (the CLI loads them while validating options);
-        by default read from the settings' files now. Raises ConfigError if unreadable."""
+        by default read from the settings' files now. Raises ConfigError if unreadable.
+        `signer`: signs every attempt (SigV4); none for the other kinds of auth."""
         self.settings = settings
         self.budget = budget or unlimited()
         self._sleep = sleep
@@ -189,6 +229,9 @@ class Client:
         self._ssl = creds.ssl_context
         self._auth = creds.authorization
         self._secrets = creds.secrets
+        self._headers = creds.headers
+        self._signer = signer
+        self._signed: tuple[str, ...] = ()  # the last signature's secrets
         self.requests = 0
         # urllib does not send URL userinfo; turn it into basic auth, keep it out of logs.
         parts = urllib.parse.urlsplit(settings.url)
@@ -232,8 +275,11 @@ class Client:
             "User-Agent": f"lbscrape/{__version__}",
             "X-Prometheus-Remote-Write-Version": "0.1.0",
         }
+        headers.update(self._headers)
         if self._auth:
             headers["Authorization"] = self._auth
+        if self._signer:
+            headers = self._sign(headers, body)
         req = urllib.request.Request(self._url, data=body, method="POST", headers=headers)
         self.requests += 1
         try:
@@ -259,8 +305,9 @@ class Client:
             if e.code == 429 or e.code >= 500:
                 raise _Retry(f"HTTP {e.code}: {text}", e.code,
                              _retry_after(e.headers.get("Retry-After"))) from None
+            hint = SIGV4_REFUSED if self._signer and e.code in (401, 403) else ""
             raise RemoteWriteError(
-                f"remote write to {redact_url(s.url)} refused: HTTP {e.code}: {text}",
+                f"remote write to {redact_url(s.url)} refused: HTTP {e.code}: {text}{hint}",
                 status=e.code,
             ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
@@ -271,9 +318,21 @@ class Client:
                 raise RemoteWriteError(f"remote write to {redact_url(s.url)}: {tls}") from None
             raise _Retry(f"connection error: {reason}", None, None) from None
 
+    def _sign(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        """The signed headers; the Host header is fixed first, so what is signed is what
+        urllib sends. A failure to sign (no credentials) is the endpoint's failure."""
+        assert self._signer is not None
+        headers["Host"] = urllib.parse.urlsplit(self._url).netloc
+        try:
+            signed = dict(self._signer("POST", self._url, headers, body))
+        except LbscrapeError as e:
+            raise RemoteWriteError(f"remote write to {redact_url(self._url)}: {e}") from None
+        self._signed = tuple(v for k in SIGNED_SECRETS if (v := signed.get(k)))
+        return signed
+
     def _scrub(self, text: str) -> str:
         """Error text from the endpoint, with any credential it echoed replaced."""
-        for secret in self._secrets:
+        for secret in (*self._secrets, *self._signed):
             text = text.replace(secret, "***")
         return text
 
@@ -302,6 +361,9 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
+SIGV4_REFUSED = ("; check the AWS credentials, the signing region (--remote-write-sigv4-region) "
+                 "and that the role may aps:RemoteWrite on the workspace (see "
+                 "cronjob/iam-policy.json)")
 NOT_AN_ENDPOINT = "(is the URL the remote-write endpoint, e.g. .../api/v1/write?)"
 
 

@@ -19,6 +19,7 @@ from lbscrape.core.console import Console, fail
 from lbscrape.core.errors import ConfigError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LoadBalancer, isotime
 from lbscrape.core.options import BackfillOptions, BackfillSettings, backfill_settings
+from lbscrape.flows import endpoint
 from lbscrape.flows.backfill.loop import Progress, run
 from lbscrape.flows.backfill.plan import (
     Plan,
@@ -83,9 +84,10 @@ def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
     """Validate the options and plan the calls, or load the state to resume."""
     b = backfill_settings(o)
     rw = b.remote_write
-    writer = remote_write.Client(rw, credentials=remote_write.load_credentials(rw)) \
-        if rw else None
+    credentials = remote_write.load_credentials(rw) if rw else None
     session = aws.session(o.region, o.profile)
+    # Before discovery: a role that cannot be assumed stops the backfill before it plans.
+    client = endpoint.client(rw, session, credentials) if rw and credentials else None
     if o.resume:
         state = store.load()
         if state.output != b.destination:
@@ -102,7 +104,7 @@ def _prepare(o: BackfillOptions, store: StateFile) -> _Prepared:
     plan = make_plan(state.window, state.targets)
     if o.resume:
         check_still_kept(plan, state.done, b.now)
-    return _Prepared(plan, state, session, writer)
+    return _Prepared(plan, state, session, client)
 
 
 def _targets(o: BackfillOptions, b: BackfillSettings, session: Any) -> tuple[Any, ...]:
