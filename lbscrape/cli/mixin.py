@@ -7,15 +7,13 @@ from typing import Any
 import click
 
 from lbscrape.cli.options import console, opt
-from lbscrape.core.options import MixinOptions
-from lbscrape.mixin.manifest import MANIFEST
-from lbscrape.mixin.render import FORMATS
+from lbscrape.core.options import MIXIN_FORMATS, MIXIN_MANIFEST, MixinOptions
 
 
 @click.command()
 @opt("--output-dir", required=True, metavar="DIR", envvar="LBSCRAPE_MIXIN_OUTPUT_DIR",
      help="Where to write (created if missing). Files are replaced; files an earlier run "
-          f"wrote there and this one does not (listed in DIR/{MANIFEST}) are removed, unless "
+          f"wrote there and this one does not (listed in DIR/{MIXIN_MANIFEST}) are removed, unless "
           "changed since; no other file is touched.")
 @opt("--config", default=None, metavar="FILE", envvar="LBSCRAPE_MIXIN_CONFIG",
      help="YAML or JSON file of thresholds, for: durations, severities, alert labels, "
@@ -25,7 +23,7 @@ from lbscrape.mixin.render import FORMATS
      help="Only this owner's load balancer: NAMESPACE/ingress/NAME, NAMESPACE/service/NAME "
           "or ingress-group/NAME. Narrows every query and alert to its labels and names the "
           "outputs after it. Default: the whole fleet.")
-@opt("--format", "fmt", type=click.Choice(FORMATS), default="files",
+@opt("--format", "fmt", type=click.Choice(MIXIN_FORMATS), default="files",
      envvar="LBSCRAPE_MIXIN_FORMAT",
      help="files: dashboards/*.json and Prometheus rule files; kubernetes: a PrometheusRule "
           "and a ConfigMap per dashboard for the Grafana sidecar.")

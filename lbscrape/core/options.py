@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from lbscrape.core import headers, metrics_config
+from lbscrape.core import headers
 from lbscrape.core.catalog import DEFAULT, Catalog
 from lbscrape.core.config import (
     CheckpointLocation,
@@ -233,6 +234,13 @@ class EstimateOptions:
     """--shards COUNT: also what each shard requests."""
 
 
+MixinFormat = Literal["files", "kubernetes"]
+MIXIN_FORMATS: tuple[MixinFormat, ...] = ("files", "kubernetes")
+"""`lbscrape mixin --format`: rule and dashboard files, or Kubernetes manifests."""
+MIXIN_MANIFEST = ".lbscrape-mixin.sha256"
+"""The list of what `lbscrape mixin` wrote in its --output-dir, so a rerun removes it."""
+
+
 @dataclass(frozen=True)
 class MixinOptions:
     """`lbscrape mixin`, as given; lbscrape.mixin.config reads and checks the files."""
@@ -394,7 +402,11 @@ def parse_to(to: str | None, now: int) -> int | None:
 
 def load_catalog(path: str | None) -> Catalog:
     """The default catalog, or the one --metrics-config tailors."""
-    return metrics_config.load(path) if path else DEFAULT
+    if not path:
+        return DEFAULT
+    from lbscrape.core import metrics_config  # PyYAML: only when a file is given
+
+    return metrics_config.load(path)
 
 
 def parse_time(text: str, option: str) -> int:

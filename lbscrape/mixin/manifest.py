@@ -15,7 +15,9 @@ import hashlib
 import posixpath
 from collections.abc import Mapping
 
-MANIFEST = ".lbscrape-mixin.sha256"
+from lbscrape.core.options import MIXIN_MANIFEST
+
+MANIFEST = MIXIN_MANIFEST
 _HEADER = "# Files `lbscrape mixin` wrote here (sha256sum format); it removes those it " \
           "no longer writes.\n"
 
