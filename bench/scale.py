@@ -135,6 +135,11 @@ class World:
         self.receiver.stop()
 
 
+def own(labels: Labels) -> bool:
+    """lbscrape's own series (lbscrape_run_*, ...), written besides CloudWatch's data."""
+    return dict(labels).get("__name__", "").startswith("lbscrape_")
+
+
 def expectation(starts: dict[str, int], stop: int, period: int = 60) -> Any:
     """Labels -> what every sample once gives, from the series' load balancer's start
     (its checkpoint, else the initial lookback) to `stop`."""
@@ -210,12 +215,13 @@ def bench_run(size: int, opts: argparse.Namespace, tmp: str) -> None:
             started = time.monotonic()
             m = run_child([*base, "--now", str(at)], w.env)
             w.receiver.drain()
-            problems = w.receiver.check(expectation(starts, stop))
+            problems = w.receiver.check(expectation(starts, stop), own)
             series = w.queries
             per_series = w.queries // w.n_lbs
             want = sum(per_series * (stop - s) // 60 for s in starts.values())
-            got = w.receiver.total()
-            exact = "exact" if not problems and got == want and len(w.receiver.series) == series \
+            got = w.receiver.total(own)
+            data_series = sum(1 for labels in w.receiver.series if not own(labels))
+            exact = "exact" if not problems and got == want and data_series == series \
                 else f"NOT EXACT ({len(problems)} series differ, e.g. {problems[:1]})"
             print(f"run {size} ALBs x {opts.tgs} TGs, {label}, {opts.latency * 1000:.0f} ms/call: "
                   f"rc={m.rc} wall {m.wall:.2f}s, CPU {m.cpu:.2f}s, peak RSS {m.rss_mb:.0f} MB; "
@@ -262,10 +268,11 @@ def _backfill_command(w: World, n: int, hours: int, latency: float, dest: str,
     stop = (now - SETTLE) // 60 * 60
     first = start // 60 * 60
     want = w.queries * ((stop - first) // 60)
-    got = _count_file(out) if dest == "file" else w.receiver.total()
+    got = _count_file(out) if dest == "file" else w.receiver.total(own)
     exact = ""
     if dest == "remote-write":
-        problems = w.receiver.check(expectation({lb.dimension: first for lb in w.lbs}, stop))
+        problems = w.receiver.check(expectation({lb.dimension: first for lb in w.lbs}, stop),
+                                    own)
         exact = ", exact" if not problems and got == want else \
             f", NOT EXACT ({len(problems)} series differ)"
     print(f"backfill {n} ALBs x {hours}h into {dest}, {latency * 1000:.0f} ms/call: "

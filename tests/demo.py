@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from moto.server import ThreadedMotoServer
 
 from lbscrape.mixin.settings import parse_duration
+from lbscrape.prom import self_metrics
 from tests import world
 from tests.fakekube import FakeKube
 
@@ -118,6 +119,7 @@ def demo(tmp: str, moto: ThreadedMotoServer, kube: FakeKube, prom: world.Prometh
         print(f"lbscrape run exited {proc.returncode}", file=sys.stderr)
         return proc.returncode
     show(prom)
+    show_own(prom)
     show_mixin(prom, run_env, os.path.join(tmp, "mixin"))
     cm = kube.get("v1", "configmaps", "monitoring", "lbscrape-checkpoint") or {}
     print("\ncheckpoint ConfigMap monitoring/lbscrape-checkpoint:")
@@ -144,6 +146,45 @@ def show(prom: world.Prometheus) -> None:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     print("\nEvery series also carries cluster=\"demo\", region=\"us-east-1\", env=\"demo\" and "
           "load_balancer=<CloudWatch dimension>.")
+
+
+# The README's queries on lbscrape's own series.
+QUERIES = [
+    ("the month's bill so far at list price, $",
+     "sum_over_time(lbscrape_run_cloudwatch_metrics_requested[30d]) / 1000 * 0.01"),
+    ("the worst freshness of each load balancer, s",
+     "max_over_time(lbscrape_load_balancer_lag_seconds[10m])"),
+    ("is it running? 1 when no run has written for 5 minutes, empty while it runs",
+     'absent_over_time(lbscrape_run_success{cluster="demo"}[5m])'),
+]
+
+
+def show_own(prom: world.Prometheus) -> None:
+    """lbscrape's own series, one sample each, and the README's queries on them."""
+    rows, stamps = [], set()
+    for name in (*self_metrics.RUN_SERIES, self_metrics.LAG, self_metrics.BUILD_INFO):
+        order = ("found", "written", "failed")  # the contract's, not the alphabet's
+        for labels, samples in sorted(prom.raw(name).items(), key=lambda kv: [
+                order.index(v) if v in order else 0 for k, v in kv[0] if k == "state"]):
+            d = {k: v for k, v in labels if k not in ("__name__", "cluster", "region", "env")}
+            if name == self_metrics.LAG:
+                d = {"load_balancer_name": d["load_balancer_name"]}
+            sel = name + ("{" + ",".join(f'{k}="{v}"' for k, v in d.items()) + "}" if d else "")
+            rows.extend((sel, f"{v:.10g}") for _, v in samples)
+            stamps.update(t for t, _ in samples)
+    when = ", ".join(datetime.fromtimestamp(t / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+                     for t in sorted(stamps))
+    print(f"\nlbscrape's own series (one sample each, stamped with the run's end, {when} UTC;"
+          "\nall carry cluster, region and env, each lag its load balancer's labels):")
+    width = max(len(sel) for sel, _ in rows)
+    for sel, value in rows:
+        print(f"  {sel.ljust(width)}  {value}")
+    print("\nThe README's queries on them:")
+    for what, expr in QUERIES:
+        result = prom.query(expr)
+        shown = "; ".join(f"{dict(k).get('load_balancer_name', '')}{' ' if k else ''}{v:.6g}"
+                          .strip() for k, v in sorted(result.items())) or "empty"
+        print(f"  {expr}\n    {what}: {shown}")
 
 
 def show_mixin(prom: world.Prometheus, env: dict[str, str], out: str) -> None:

@@ -26,6 +26,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int | None = None
+    """The status it was answered with (None: reset, or not answered yet)."""
     answer: bytes = b""
     """The upstream's answer body, when the request was forwarded."""
 
@@ -45,6 +47,8 @@ class Rule:
     reset: bool = False
     after: bool = False
     """Apply delay/reset after forwarding: the upstream did the work, the answer is lost."""
+    rewrite: Callable[[Request, bytes], bytes] | None = None
+    """Forward, then answer with rewrite(request, upstream's body) (a doctored answer)."""
     times: int = 1_000_000
 
 
@@ -93,6 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, self.path, dict(self.headers.items()), body)
         rule = self.owner._rule_for(req)
+        if rule and rule.rewrite:
+            status, headers, data = self._forward(body)
+            self._reply(status, headers, rule.rewrite(req, data), req)
+            return
         if rule and rule.after:
             answer = self._forward(body)
             req.answer = answer[2]
@@ -100,7 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
             if rule.reset:
                 self._reset()
             else:
-                self._reply(*answer)
+                self._reply(*answer, req)
             return
         if rule and rule.delay:
             self.owner.stopping.wait(rule.delay)
@@ -108,11 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         if rule and rule.status is not None:
-            self._reply(rule.status, rule.headers, rule.body)
+            self._reply(rule.status, rule.headers, rule.body, req)
             return
         answer = self._forward(body)
         req.answer = answer[2]
-        self._reply(*answer)
+        self._reply(*answer, req)
 
     def _reset(self) -> None:
         # SO_LINGER 0: close with a TCP RST, as a dying server or load balancer does.
@@ -135,7 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _do
 
-    def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def _reply(self, status: int, headers: dict[str, str], body: bytes,
+               req: Request | None = None) -> None:
+        if req is not None:
+            req.status = status
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)

@@ -295,10 +295,12 @@ class Repeat:
 def crash_then_repeat(scene: Any, url: str, tmp: Any, *extra: str) -> Repeat:
     """A run whose checkpoint is lost after its samples were written (as when the pod
     is killed between the write and the checkpoint), then the next run a minute later,
-    which starts from no checkpoint and repeats the first run's last 9 minutes."""
+    which starts from no checkpoint and repeats the first run's last 9 minutes. Without
+    lbscrape's own series, so that what a receiver saw is the data's requests alone."""
     from tests.test_run import end_for, summary
 
     first, second = scene.clock - 120, scene.clock - 60
+    extra = (*extra, "--no-self-metrics")
     r1 = scene.run(first, "--checkpoint-file", str(tmp / "lost.json"), *extra,
                    remote_write_url=url)
     r2 = scene.run(second, "--checkpoint-file", str(tmp / "checkpoint.json"), *extra,

@@ -96,16 +96,20 @@ class CountingReceiver(LoopbackServer):
             self._counting -= 1
             self._idle.notify_all()
 
-    def total(self) -> int:
+    def total(self, ignore: Callable[[Labels], bool] = lambda _: False) -> int:
         self.drain()
-        return sum(t.samples for t in self.series.values())
+        return sum(t.samples for labels, t in self.series.items() if not ignore(labels))
 
-    def check(self, expected: Callable[[Labels], Tally | None]) -> list[str]:
+    def check(self, expected: Callable[[Labels], Tally | None],
+              ignore: Callable[[Labels], bool] = lambda _: False) -> list[str]:
         """Differences from `expected` (labels -> the tally every sample once gives, or
-        None for a series that must not exist): empty when exact."""
+        None for a series that must not exist), but for the series `ignore` names: empty
+        when exact."""
         self.drain()
         problems = []
         for labels, got in self.series.items():
+            if ignore(labels):
+                continue
             want = expected(labels)
             if want is None:
                 problems.append(f"unexpected series {dict(labels)}")

@@ -100,6 +100,13 @@ def test_parse_label_rejects_reserved_names(name):
     assert repr(name) in str(e.value)
 
 
+def test_parse_label_rejects_the_prefix_of_lbscrapes_own_series():
+    with pytest.raises(ConfigError) as e:
+        parse_label("lbscrape_job=x", "--label")
+    assert str(e.value) == ("--label: 'lbscrape_job': names starting with lbscrape_ are "
+                            "reserved for lbscrape's own; choose another name")
+
+
 @pytest.mark.parametrize("text", ["team", "team=", "=x", "=", ""])
 def test_parse_label_rejects_missing_parts(text):
     with pytest.raises(ConfigError) as e:

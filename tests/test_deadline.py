@@ -89,6 +89,10 @@ def test_sigterm_flushes_what_was_fetched_and_exits_within_seconds(slow_world):
     written = scene.stored("alb_request_count_sum")
     for lb in moved:
         assert lb.name in written
+    # Its own series, the last request, still went out within the grace, and say how the
+    # process ended.
+    assert [v for pts in scene.prom.raw("lbscrape_run_exit_code").values()
+             for _, v in pts] == [proc.returncode]
 
 
 def _iso(ts):

@@ -4,6 +4,7 @@ nothing behind in the temp directory, also when it fails."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -25,6 +26,12 @@ def test_demo_runs_a_complete_cycle_and_shows_what_landed(tmp_path):
                  "payments/service/ledger"):
         assert name in out
     assert "lbs_written=3" in proc.stderr and "lbs_failed=0" in proc.stderr
+    # lbscrape's own series, read back from Prometheus, and the README's queries on them.
+    own = dict(re.findall(r"^  (lbscrape_\S+)\s+(\S+)$", out, re.M))
+    assert own["lbscrape_run_success"] == "1" and own["lbscrape_run_exit_code"] == "0"
+    assert own['lbscrape_run_load_balancers{state="written"}'] == "3"
+    assert len([k for k in own if k.startswith("lbscrape_load_balancer_lag_seconds{")]) == 3
+    assert "month's bill so far at list price, $: 0.00037" in out
     assert left == []
 
 

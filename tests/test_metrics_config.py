@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from lbscrape.aws.cloudwatch import FetchTarget, fetch, plan_calls
 from lbscrape.cli import cli
-from lbscrape.core.catalog import DEFAULT, DEFAULT_CATALOG, KINDS
+from lbscrape.core.catalog import DEFAULT, DEFAULT_CATALOG, KINDS, KNOWN, STAT_SUFFIX, prom_name
+from lbscrape.core.config import RESERVED_PREFIX
 from lbscrape.core.errors import ConfigError
 from lbscrape.core.metrics_config import load, tailor
 from lbscrape.core.model import LoadBalancer, Owner, Sample, Window
@@ -222,6 +223,17 @@ def test_unparseable_or_ambiguous_files(tmp_path, name, text, what):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"--metrics-config: cannot read '.*nope.yaml': No such"):
         load(str(tmp_path / "nope.yaml"))
+
+
+def test_no_metrics_config_can_name_a_series_like_lbscrapes_own():
+    """The lbscrape_ prefix is reserved (issue 13): every name a file can ask for has the
+    prefix of its load balancer type."""
+    names = {prom_name(kind, metric, stat, per)
+             for kind, known in KNOWN.items() for metric, k in known.items()
+             for per in k.dimensions for stat in (*STAT_SUFFIX, "p0", "p99.99", "p100")}
+    assert len(names) > 500
+    assert not [n for n in names if n.startswith(RESERVED_PREFIX)]
+    assert {n.split("_")[0] for n in names} == {k.prefix for k in KINDS.values()}
 
 
 # --- percentiles through GetMetricData, with Stubber -----------------------------------

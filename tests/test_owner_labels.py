@@ -62,6 +62,7 @@ def test_label_from_takes_a_label_by_default_and_an_annotation_with_a_prefix():
     ("app=namespace", "is set by lbscrape itself"),
     ("app=target_group", "is set by lbscrape itself"),
     ("app=ingress_group", "is set by lbscrape itself"),
+    ("app=lbscrape_app", "names starting with lbscrape_ are reserved"),
 ])
 def test_label_from_errors_name_the_option(text, fragment):
     with pytest.raises(ConfigError) as e:
@@ -165,6 +166,13 @@ def test_labels_annotation_parsing_sanitising_and_every_kind_of_bad_entry():
         "label long: value is 1026 bytes, longer than the 1024 lbscrape writes; not set",
         "label ctl: value has a control character (a newline, a tab, ...); not set",
     ]
+
+
+def test_the_lbscrape_prefix_is_reserved_in_the_labels_annotation():
+    labels, problems = parse_labels_annotation("team=a,lbscrape_run=b,LBSCRAPE_X=c")
+    assert labels == {"team": "a", "LBSCRAPE_X": "c"}  # label names are case-sensitive
+    assert problems == ["label lbscrape_run: names starting with lbscrape_ are reserved for "
+                        "lbscrape's own; ignored"]
 
 
 def test_a_long_bad_entry_is_quoted_shortened():

@@ -319,6 +319,13 @@ def test_shards_at_the_same_time_as_an_indexed_job_write_what_one_run_writes(
     # Three writers of one ConfigMap at once: compare-and-swap merged every entry.
     assert w.checkpoint("sharded") == w.checkpoint("single")
     assert len(w.checkpoint("sharded")) == N_ALB + N_NLB
+    # Each shard's own series are its own (a shard label); the lags are per load balancer.
+    own = prometheus.raw('lbscrape_run_load_balancers{copy="sharded",state="found"}')
+    found = {dict(k)["shard"]: [v for _, v in pts] for k, pts in own.items()}
+    assert sorted(found) == ["0/3", "1/3", "2/3"]
+    assert sum(v for (v,) in found.values()) == N_ALB + N_NLB
+    lags = prometheus.raw('lbscrape_load_balancer_lag_seconds{copy="sharded"}')
+    assert len(lags) == N_ALB + N_NLB and not [k for k in lags if "shard" in dict(k)]
 
 
 def test_discover_and_estimate_say_which_shard(aws, kube):

@@ -124,7 +124,8 @@ def test_the_start_up_line_names_the_signing_region_and_no_secret(aws, kube, pro
     s = summary(result)
     assert "HTTP 403" in s and "Credential should be scoped to a valid region" in s
     assert "--remote-write-sigv4-region" in s and "aps:RemoteWrite" in s
-    assert len(amp.seen) == 1 and scene.checkpoint() is None
+    # The data's request, then the run's own series (refused alike).
+    assert len(amp.seen) == 2 and scene.checkpoint() is None
     assert scene.stored("alb_request_count_sum") == {}
 
 
@@ -262,7 +263,7 @@ def test_expired_credentials_one_line_exit_1(aws, kube, prometheus, amp, keys, m
     keys.expired.add(KEY_ID)
     result = scene.run(scene.clock, *SIGV4, remote_write_url=amp_url(amp), expect=1)
     assert "The security token included in the request is expired" in summary(result)
-    assert "Traceback" not in result.stderr and len(amp.seen) == 1
+    assert "Traceback" not in result.stderr and len(amp.seen) == 2  # data, own series
     # Expired source credentials of a role: STS refuses, before anything is fetched.
     proxy = _sts_proxy(moto_server, monkeypatch)
     proxy.add(Rule(lambda r: r.mentions("AssumeRole"), status=400, body=EXPIRED,
@@ -277,7 +278,7 @@ def test_expired_credentials_one_line_exit_1(aws, kube, prometheus, amp, keys, m
     assert f"--remote-write-sigv4-role-arn: cannot assume {ROLE}: ExpiredToken" in errors[0]
     assert "the AWS credentials have expired" in errors[0]
     assert not any(r.mentions("GetMetricData") for r in proxy.seen)
-    assert "Traceback" not in result.stderr and len(amp.seen) == 1
+    assert "Traceback" not in result.stderr and len(amp.seen) == 2  # data, own series
 
 
 def test_smoke_checks_sigv4_and_headers(kube, aws, prometheus, amp, keys, monkeypatch):

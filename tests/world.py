@@ -108,6 +108,15 @@ class Prometheus:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def query(self, expr: str, at: float | None = None) -> dict[tuple[tuple[str, str], ...], float]:
+        """An instant query: {sorted labels: value}."""
+        q = urllib.parse.urlencode({"query": expr,
+                                    "time": f"{at if at is not None else time.time():.3f}"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{q}", timeout=10) as r:
+            doc = json.load(r)
+        return {tuple(sorted(res["metric"].items())): float(res["value"][1])
+                for res in doc["data"]["result"]}
+
     def raw(self, selector: str, at: float | None = None, lookback: str = "3h") -> dict[
             tuple[tuple[str, str], ...], list[tuple[int, float]]]:
         """Every stored sample matching `selector`: {sorted labels: [(ts_ms, value)]}."""

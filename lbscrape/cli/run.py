@@ -46,6 +46,10 @@ from lbscrape.core.shard import INDEX_ENV
 @opt("--events/--no-events", default=True,
      help="Record a Warning Event on an Ingress or Service whose load balancer is not found "
           "or whose lbscrape annotations are invalid (needs `create` on events).")
+@opt("--self-metrics/--no-self-metrics", default=True,
+     help="After each run, write lbscrape's own series (lbscrape_run_*, "
+          "lbscrape_load_balancer_lag_seconds, lbscrape_build_info) to the same endpoint; "
+          "a dry run prints them.")
 @remote_write_options
 @cloudwatch_options("50%", "Half, so other tools keep the rest.")
 @opt("--deadline", default="50s",

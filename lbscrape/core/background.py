@@ -34,30 +34,37 @@ def background(fn: Callable[..., T], *args: Any) -> Future[T]:
 
 
 class Workers:
-    """`n` daemon threads that take work in the order it is submitted."""
+    """Up to `n` daemon threads that take work in the order it is submitted. A thread is
+    started only when none is idle: each thread that allocates gets a malloc arena of its
+    own, and ten threads taking turns at a backfill's large answers kept 100 MB more
+    resident than the few that are busy at a time."""
 
     def __init__(self, n: int, name: str) -> None:
         self._todo: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any],
                                             tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._pending: list[Future[Any]] = []
-        self._n = n
-        for i in range(n):
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+        self._idle = threading.Semaphore(0)
+        self._n, self._name, self._threads = n, name, 0
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         future: Future[T] = Future()
         self._pending = [f for f in self._pending if not f.done()]
         self._pending.append(future)
         self._todo.put((future, fn, args))
+        if not self._idle.acquire(blocking=False) and self._threads < self._n:
+            threading.Thread(target=self._work, name=f"{self._name}-{self._threads}",
+                             daemon=True).start()
+            self._threads += 1
         return future
 
     def stop(self) -> None:
         """Start nothing more; work in progress ends on its own (its result unread)."""
         for f in self._pending:
             f.cancel()
-        for _ in range(self._n):
+        for _ in range(self._threads):
             self._todo.put(None)
 
     def _work(self) -> None:
         while (item := self._todo.get()) is not None:
             _run(*item)
+            self._idle.release()

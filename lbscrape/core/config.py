@@ -25,6 +25,11 @@ CONTRACT_LABELS = frozenset(
 RESERVED_LABELS = CONTRACT_LABELS | frozenset(
     {"ingress_group", "target_group", "target_namespace", "target_service", "target_port"}
 )
+# lbscrape's own series and names (lbscrape_run_*, lbscrape_smoke, ...): no label given
+# to it may take the prefix either, and no catalog name has it (issue 13).
+RESERVED_PREFIX = "lbscrape_"
+
+
 # Longest label value lbscrape writes, in UTF-8 bytes. Prometheus has no limit, but
 # receivers do (Mimir and Cortex refuse values over 2048 by default, the whole series);
 # half of that leaves room, and no dashboard needs a longer value.
@@ -174,6 +179,8 @@ class RunConfig:
     """Concurrency and rates of GetMetricData."""
     shard: Shard | None = None
     """Only the load balancers of this shard (--shard, --shards); None: all."""
+    self_metrics: bool = True
+    """Write lbscrape's own series (lbscrape_run_*, lag, build info) after each run."""
 
 
 def parse_duration(text: str, option: str) -> int:
@@ -230,6 +237,9 @@ def parse_label(text: str, option: str = "--label") -> tuple[str, str]:
             f"{option}: {key!r} is set by lbscrape itself and cannot be overridden; "
             "choose another name"
         )
+    if key.startswith(RESERVED_PREFIX):
+        raise ConfigError(f"{option}: {key!r}: names starting with {RESERVED_PREFIX} are "
+                          "reserved for lbscrape's own; choose another name")
     if len(value.encode()) > MAX_LABEL_VALUE_BYTES:
         raise ConfigError(f"{option}: the value of {key!r} is longer than "
                           f"{MAX_LABEL_VALUE_BYTES} bytes")

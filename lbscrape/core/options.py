@@ -163,6 +163,7 @@ class RunOptions:
     labels: tuple[str, ...] = ()
     label_from: tuple[str, ...] = ()
     events: bool = True
+    self_metrics: bool = True
     deadline: str = "50s"
     metrics_config: str | None = None
     zero_fill: bool = True
@@ -321,6 +322,7 @@ def run_settings(o: RunOptions, region: Callable[[], str],
         namespaces=only, exclude_namespaces=never, label_from=rules, events=o.events,
         cloudwatch=limits,
         shard=shard,
+        self_metrics=o.self_metrics,
     )
     return RunSettings(cfg, deadline, at)
 

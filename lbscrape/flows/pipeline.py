@@ -13,17 +13,17 @@ from collections import Counter, defaultdict
 from collections.abc import (
     Callable,
     Container,
-    Generator,
     Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
+from lbscrape import __version__
 from lbscrape.aws import cloudwatch, fetcher
 from lbscrape.aws.resolve import (
     ElbClient,
@@ -40,9 +40,10 @@ from lbscrape.core.config import RunConfig
 from lbscrape.core.errors import CheckpointError, ExitStatus, LbscrapeError
 from lbscrape.core.model import LbType, LoadBalancer, MetricSpec, Sample, Series, Window, isotime
 from lbscrape.core.window import WindowPlan, plan_window
+from lbscrape.flows.fetching import Fetching
 from lbscrape.kube import events, owner_labels
 from lbscrape.kube.discovery import discover, target_group_bindings
-from lbscrape.prom import delivery, remote_write
+from lbscrape.prom import delivery, remote_write, self_metrics
 from lbscrape.prom.series import (
     build_series,
     exposition,
@@ -82,12 +83,19 @@ class RunResult:
     """load balancer name -> reason it was not (fully) written."""
     notices: list[events.Notice] = field(default_factory=list)
     """Warning Events to record on owners."""
+    freshness: dict[str, self_metrics.Freshness] = field(default_factory=dict)
+    """load balancer key -> its labels and checkpoint, for its lag series."""
+    rejected: Counter[str] = field(default_factory=Counter)
+    """the endpoint's answer -> data samples it refused with it."""
+    self_metrics_error: str | None = None
+    """Why the run's own series were not written."""
 
     @property
     def status(self) -> ExitStatus:
-        if not self.failed:
-            return ExitStatus.OK
-        return ExitStatus.PARTIAL if self.counters["lbs_written"] else ExitStatus.ERROR
+        if self.failed:
+            return ExitStatus.PARTIAL if self.counters["lbs_written"] else ExitStatus.ERROR
+        # Nothing else failed, but the run's own series were not written: a failure too.
+        return ExitStatus.ERROR if self.self_metrics_error else ExitStatus.OK
 
 
 def run(cfg: RunConfig, clients: Clients, now: int,
@@ -102,9 +110,12 @@ def run(cfg: RunConfig, clients: Clients, now: int,
             raise LbscrapeError(f"abandoned: {e}; nothing was written") from None
     except Exception as e:
         _record_events(clients, result, now, budget)  # what owners should know still holds
+        # flows.run exits 1 for an aborted run (and Python does for anything unexpected).
+        _publish(cfg, clients, result, now, started, emit, ExitStatus.ERROR)
         _summary(result, started, dry_run=cfg.dry_run, error=e)
         raise
     _record_events(clients, result, now, budget)
+    _publish(cfg, clients, result, now, started, emit, result.status)
     _summary(result, started, dry_run=cfg.dry_run)
     return result
 
@@ -113,14 +124,22 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
          budget: Budget | None, result: RunResult) -> None:
     """The stages, in order."""
     lbs, chosen = _discover(cfg, clients, result)
+    labels = {lb.key: lb_labels(lb, cfg.cluster, cfg.region,
+                                (*cfg.static_labels, *chosen.extra_labels(lb)))  # later win
+              for lb in lbs}
     checkpoint = clients.store.load()
     plans = _plan_windows(cfg, lbs, checkpoint, now)
+    # A load balancer without a checkpoint is complete up to where its window starts.
+    result.freshness = {lb.key: self_metrics.Freshness(
+        labels[lb.key], checkpoint.ends.get(lb.key, plans[lb.key].window.start)) for lb in lbs}
     calls = cloudwatch.plan_calls(
         cloudwatch.fetch_targets(lbs, cfg.catalog, {k: p.window for k, p in plans.items()}))
     # Fetch and write overlap: the calls run concurrently, and each load balancer is
     # written as soon as the last call carrying its queries is in.
-    stream = _Fetching(cfg, clients.cloudwatch, lbs, calls, budget, result)
-    batches = _batches(cfg, lbs, chosen, plans, stream, result)
+    stream = Fetching(clients.cloudwatch, lbs, calls, cfg.cloudwatch, budget, result.counters,
+                      result.failed)
+    zeros: dict[str, self_metrics.Zeros] = defaultdict(dict)
+    batches = _batches(cfg, lbs, labels, plans, stream, result, zeros)
     if cfg.dry_run or clients.writer is None:
         for b in batches:
             for s in b.series:
@@ -133,6 +152,8 @@ def _run(cfg: RunConfig, clients: Clients, now: int, emit: Callable[[str], Any],
     outcome = _write(clients.writer, batches, result)
     stream.close()  # delivery may have stopped early (the endpoint failed): fetch no more
     _enter(budget, "finish")  # what was written is checkpointed, even past the end
+    result.counters["zeros_written"] = self_metrics.zeros_written(
+        zeros, outcome.through, ((r.labels, r.timestamp_ms) for r in outcome.rejected))
     try:
         _store_checkpoints(cfg, clients.store, checkpoint, lbs, plans, outcome, now, result)
     except Abandoned as e:
@@ -168,6 +189,7 @@ def _discover(cfg: RunConfig, clients: Clients, result: RunResult
     result.counters.update(
         owners=len(chosen.selected), owners_skipped=len(chosen.skipped),
         lbs_found=len(hostnames), lbs_resolved=len(lbs), unresolved=len(chosen.unresolved),
+        owners_unresolved=len({u.owner for u in chosen.unresolved}),
         target_groups=sum(len(lb.target_groups) for lb in lbs))
     for o, why in chosen.skipped:
         log.debug("%s: %s; skipped", o, why)
@@ -192,73 +214,13 @@ def _plan_windows(cfg: RunConfig, lbs: Sequence[LoadBalancer], checkpoint: Check
     return plans
 
 
-class _Fetching:
-    """The fetch, as each load balancer's data comes in (fetcher.by_load_balancer), its
-    calls counted. It ends early, instead of raising, when fetching must stop: at an
-    error every call would hit (credentials: raise_error raises it once what was written
-    is checkpointed), or when a call in flight is abandoned (the deadline or SIGTERM's
-    grace: what was fetched is still written). The run is then in its write phase."""
-
-    def __init__(self, cfg: RunConfig, client: cloudwatch.CloudWatchClient,
-                 lbs: Sequence[LoadBalancer], calls: Sequence[cloudwatch.Call],
-                 budget: Budget | None, result: RunResult) -> None:
-        self._budget, self._result = budget, result
-        self._calls = fetcher.fetch_ordered(client, calls, cfg.cloudwatch, budget)
-        self._data = fetcher.by_load_balancer([lb.key for lb in lbs], calls, self._counted())
-        self._it = self._iterate()
-        self.seen: set[str] = set()
-        self.stopped: str | None = None
-        """Why the load balancers not seen were not fetched."""
-        self.error: LbscrapeError | None = None
-
-    def __iter__(self) -> Iterator[fetcher.LbData]:
-        return self._it
-
-    def _counted(self) -> Iterator[cloudwatch.CallResult]:
-        for r in self._calls:
-            self._result.counters.update(gmd_calls=r.requests,
-                                         metrics_requested=r.metrics_requested)
-            yield r
-
-    def _iterate(self) -> Generator[fetcher.LbData, None, None]:
-        try:
-            for data in self._data:
-                self.seen.add(data.lb_key)
-                yield data
-        except LbscrapeError as e:
-            self.error, self.stopped = e, f"not fetched: {e}"
-        except Abandoned:  # the call in flight ran out of time: keep what came before it
-            reason = self._budget.reason if self._budget else "abandoned"
-            log.warning("GetMetricData abandoned in flight: %s", reason)
-            self.stopped = f"not fetched: {reason} (a call in flight was abandoned)"
-        finally:
-            self._calls.close()
-            _enter(self._budget, "write")
-
-    def close(self) -> None:
-        """Fetch no more (delivery may have stopped before the end)."""
-        self._it.close()
-
-    def fail_the_rest(self, lbs: Sequence[LoadBalancer],
-                      done: Callable[[LoadBalancer], bool]) -> None:
-        """Every load balancer neither done nor failed yet: not fetched (why), or fetched
-        but not handed to the endpoint before delivery ended."""
-        budget = self._budget.reason if self._budget else "the run ended"
-        for lb in lbs:
-            if not done(lb) and lb.name not in self._result.failed:
-                self._result.failed[lb.name] = self.stopped if lb.key not in self.seen \
-                    and self.stopped else f"not written: {budget}"
-
-    def raise_error(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
-def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.OwnerPlan,
+def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], labels: Mapping[str, dict[str, str]],
              plans: Mapping[str, WindowPlan], fetched: Iterable[fetcher.LbData],
-             result: RunResult) -> Iterator[delivery.LbBatch]:
+             result: RunResult, zeros: dict[str, self_metrics.Zeros]
+             ) -> Iterator[delivery.LbBatch]:
     """Per fetched load balancer, as its data comes in, its series and its target
-    groups', labelled and zero-filled; one whose fetch failed has none (and is failed)."""
+    groups', labelled and zero-filled (the zeros added noted in `zeros`); one whose fetch
+    failed has none (and is failed)."""
     wall_now_ms = int(time.time() * 1000)
     by_key = {lb.key: lb for lb in lbs}
     for got in fetched:
@@ -267,21 +229,22 @@ def _batches(cfg: RunConfig, lbs: Sequence[LoadBalancer], chosen: owner_labels.O
         if got.failed is not None:
             result.failed[lb.name] = got.failed
             continue
-        static = (*cfg.static_labels, *chosen.extra_labels(lb))  # later ones win
-        base = lb_labels(lb, cfg.cluster, cfg.region, static)
+        base = labels[lb.key]
         tg: DimensionSet = "target_group"
         sets: list[tuple[Mapping[MetricSpec, list[Sample]], dict[str, str], DimensionSet]] = [
             (got.samples, base, "load_balancer")]
         sets += [(got.tg_samples.get(g.dimension, {}), tg_labels(base, g), tg)
                  for g in lb.target_groups]
         series = []
-        for data, labels, dims in sets:
+        for data, set_labels, dims in sets:
             if cfg.zero_fill:
                 # Only here, after the failed ones are skipped: a zero needs a complete
                 # fetch. Each set from its own traffic metric (Catalog.fill_plan).
-                data, filled = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
-                result.counters["samples_zero_filled"] += filled
-            series += build_series(data, labels)
+                filled, n = zero_fill(data, cfg.catalog.fill_plan(lb.type, dims))
+                result.counters["samples_zero_filled"] += n
+                zeros[lb.key].update(self_metrics.zero_times(data, filled, set_labels))
+                data = filled
+            series += build_series(data, set_labels)
         yield delivery.LbBatch(lb.key, tuple(_drop_future(series, wall_now_ms)),
                                plans[lb.key].window.end)
 
@@ -298,6 +261,7 @@ def _write(writer: remote_write.Client, batches: Iterable[delivery.LbBatch],
     result.counters.update(samples_written=outcome.samples_written,
                            samples_rejected=len(outcome.rejected),
                            remote_write_requests=writer.requests)
+    result.rejected.update(r.reason for r in outcome.rejected)
     _report_rejected(outcome.rejected)
     return outcome
 
@@ -325,6 +289,8 @@ def _store_checkpoints(cfg: RunConfig, store: CheckpointStore, checkpoint: Check
         if expired:
             log.info("forgot the checkpoints of %d load balancers not seen for longer than "
                      "--checkpoint-retention", len(expired))
+    for key, through in updates.items():  # only once stored: the lag is the stored one's
+        result.freshness[key] = replace(result.freshness[key], checkpoint=through)
 
 
 def _warn_no_traffic_metric(catalog: Catalog, types: set[LbType]) -> None:
@@ -378,6 +344,47 @@ def backfill_command(gap: Window, names: Sequence[str], cfg: RunConfig) -> str:
             args += ["--load-balancer", name]
     return shlex.join([*args, "--remote-write-url", "URL"]) + \
         " (an endpoint that accepts older samples: see the README on backfill)"
+
+
+def _publish(cfg: RunConfig, clients: Clients, result: RunResult, now: int, started: float,
+             emit: Callable[[str], Any], code: ExitStatus) -> None:
+    """lbscrape's own series, the last thing a run sends (a dry run prints them). They
+    say `code`, the exit code as it stands; if they cannot be written the run fails
+    (result.status), which a stored sample cannot say: nothing of it was stored. Never
+    touches a checkpoint; never raises for the endpoint.
+
+    Stamped by the clock, so that runs never go back in time, not even tests repeating
+    one --now; the lags are measured in the time the run acts at, as its windows are."""
+    if not cfg.self_metrics:
+        return
+    duration = time.monotonic() - started
+    c = result.counters
+    series = self_metrics.build(self_metrics.RunReport(
+        labels={**dict(cfg.static_labels), "cluster": cfg.cluster, "region": cfg.region,
+                # Shards run at once: each its own series (its load balancers' lags are).
+                **({"shard": str(cfg.shard)} if cfg.shard else {})},
+        timestamp_ms=round(time.time() * 1000), end=now + duration, exit_code=int(code),
+        duration=duration, version=__version__,
+        load_balancers={"found": c["lbs_resolved"], "written": c["lbs_written"],
+                        "failed": len(result.failed)},
+        owners_unresolved=c["owners_unresolved"], samples_written=c["samples_written"],
+        rejected=result.rejected, samples_zero_filled=c["zeros_written"],
+        getmetricdata_calls=c["gmd_calls"], cloudwatch_metrics_requested=c["metrics_requested"],
+        freshness=tuple(result.freshness.values())))
+    if cfg.dry_run or clients.writer is None:
+        for s in series:
+            for line in exposition(s):
+                emit(line)
+        return
+    step = clients.writer.settings.max_samples_per_request  # one sample per series
+    try:
+        for i in range(0, len(series), step):
+            clients.writer.post(remote_write.encode(series[i:i + step]))
+    except (LbscrapeError, Abandoned) as e:  # Abandoned: the deadline or SIGTERM's grace
+        result.self_metrics_error = f"abandoned: {e}" if isinstance(e, Abandoned) else str(e)
+        log.warning("lbscrape's own series (lbscrape_run_*) not written: %s; the run exits "
+                    "non-zero (its data and checkpoints are not affected)",
+                    result.self_metrics_error)
 
 
 def _record_events(clients: Clients, result: RunResult, now: int,

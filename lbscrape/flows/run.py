@@ -162,6 +162,7 @@ def describe(cfg: RunConfig) -> str:
         f"cloudwatch_max_tps={cfg.cloudwatch.max_tps:g}",
         f"cloudwatch_max_dps={cfg.cloudwatch.describe_dps()}",
         f"shard={cfg.shard or '-'}",
+        f"self_metrics={'on' if cfg.self_metrics else 'off'}",
     ]
     return " ".join(parts)
 

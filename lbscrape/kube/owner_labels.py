@@ -20,7 +20,12 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from lbscrape.core.config import MAX_LABEL_VALUE_BYTES, RESERVED_LABELS, LabelFrom
+from lbscrape.core.config import (
+    MAX_LABEL_VALUE_BYTES,
+    RESERVED_LABELS,
+    RESERVED_PREFIX,
+    LabelFrom,
+)
 from lbscrape.core.model import LoadBalancer, Owner, Unresolved
 from lbscrape.core.shard import Shard, notice_shards
 
@@ -132,6 +137,9 @@ def parse_labels_annotation(raw: str) -> tuple[dict[str, str], list[str]]:
         elif name in RESERVED_LABELS:
             problems.append(f"label {name} is set by lbscrape itself and cannot be "
                             "overridden; ignored")
+        elif name.startswith(RESERVED_PREFIX):
+            problems.append(f"label {name}: names starting with {RESERVED_PREFIX} are "
+                            "reserved for lbscrape's own; ignored")
         elif not value:
             problems.append(f"label {name} has an empty value; ignored")
         elif bad := value_problem(value):
