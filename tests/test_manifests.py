@@ -329,8 +329,14 @@ def test_sharded_overlay_runs_n_shards_as_one_indexed_job_a_minute():
     del base_job["backoffLimit"]
     base_job.update(completionMode="Indexed", completions=n, parallelism=n,
                     backoffLimitPerIndex=0)
-    base_job["template"]["spec"]["containers"][0]["env"].append(
-        {"name": "LBSCRAPE_SHARDS", "value": str(n)})
+    # The shards fetch at once: each gets its share of one run's CloudWatch rates.
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert float(env["LBSCRAPE_CLOUDWATCH_MAX_TPS"]) * n <= 25
+    assert float(env["LBSCRAPE_CLOUDWATCH_MAX_DPS"].rstrip("%")) * n <= 50
+    base_job["template"]["spec"]["containers"][0]["env"] += [
+        {"name": "LBSCRAPE_SHARDS", "value": str(n)},
+        {"name": "LBSCRAPE_CLOUDWATCH_MAX_TPS", "value": env["LBSCRAPE_CLOUDWATCH_MAX_TPS"]},
+        {"name": "LBSCRAPE_CLOUDWATCH_MAX_DPS", "value": env["LBSCRAPE_CLOUDWATCH_MAX_DPS"]}]
     assert _canonical([_cronjob(sharded)]) == _canonical([expected])
     assert _canonical([o for o in sharded if o["kind"] != "CronJob"]) == \
         _canonical([o for o in base if o["kind"] != "CronJob"])
