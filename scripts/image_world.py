@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from tests import world  # noqa: E402
-from tests.demo import REGION, seed_traffic  # noqa: E402
+from tests.demo import REGION, seed_world  # noqa: E402
 
 CLUSTER = "image-test"
 # Where scripts/image-test mounts the world's files in the container (read-only).
@@ -97,18 +97,7 @@ def serve(directory: str) -> int:
         aws = RecordingAws(REGION)
         now = int(time.time())
         rng = random.Random(42)
-        storefront = aws.create_lb("k8s-shop-storefro-5c1d8e2a40")
-        api = aws.create_lb("k8s-payments-api-7f3b9c1d22")
-        ledger = aws.create_lb("k8s-payments-ledger-9a8b7c6d5e", "network")
-        for lb, scale in ((storefront, 1.0), (api, 0.4), (ledger, 1.0)):
-            seed_traffic(aws, lb, now, rng, scale)
-        kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
-        kube.put("networking.k8s.io/v1", "ingresses",
-                 world.ingress("shop", "storefront", storefront.dns_name))
-        kube.put("networking.k8s.io/v1", "ingresses",
-                 world.ingress("payments", "api", api.dns_name))
-        kube.put("v1", "services", world.service("payments", "ledger", ledger.dns_name,
-                                                 lb_class="service.k8s.aws/nlb"))
+        seed_world(aws, kube, now, rng)
 
         kube.write_kubeconfig(os.path.join(directory, "kubeconfig"))
         with open(os.path.join(directory, "web-identity-token"), "w") as f:

@@ -34,6 +34,23 @@ REGION = "us-east-1"
 MINUTES = 30
 
 
+def seed_world(aws: world.Aws, kube: FakeKube, now: int, rng: random.Random) -> None:
+    """The demo's three load balancers, their traffic and their owners (also the world
+    scripts/image-test runs the image against)."""
+    storefront = aws.create_lb("k8s-shop-storefro-5c1d8e2a40")
+    api = aws.create_lb("k8s-payments-api-7f3b9c1d22")
+    ledger = aws.create_lb("k8s-payments-ledger-9a8b7c6d5e", "network")
+    for lb, scale in ((storefront, 1.0), (api, 0.4), (ledger, 1.0)):
+        seed_traffic(aws, lb, now, rng, scale)
+    kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
+    kube.put("networking.k8s.io/v1", "ingresses",
+             world.ingress("shop", "storefront", storefront.dns_name))
+    kube.put("networking.k8s.io/v1", "ingresses",
+             world.ingress("payments", "api", api.dns_name))
+    kube.put("v1", "services", world.service("payments", "ledger", ledger.dns_name,
+                                             lb_class="service.k8s.aws/nlb"))
+
+
 def seed_traffic(aws: world.Aws, lb: world.SeededLb, now: int, rng: random.Random,
                  scale: float) -> None:
     first = now // 60 * 60 - MINUTES * 60
@@ -90,18 +107,7 @@ def demo(tmp: str, moto: ThreadedMotoServer, kube: FakeKube, prom: world.Prometh
           f"Prometheus {prom.url}")
     aws = world.Aws(REGION)
     now = int(time.time())
-    storefront = aws.create_lb("k8s-shop-storefro-5c1d8e2a40")
-    api = aws.create_lb("k8s-payments-api-7f3b9c1d22")
-    ledger = aws.create_lb("k8s-payments-ledger-9a8b7c6d5e", "network")
-    for lb, scale in ((storefront, 1.0), (api, 0.4), (ledger, 1.0)):
-        seed_traffic(aws, lb, now, rng, scale)
-    kube.put("networking.k8s.io/v1", "ingressclasses", world.ingress_class())
-    kube.put("networking.k8s.io/v1", "ingresses",
-             world.ingress("shop", "storefront", storefront.dns_name))
-    kube.put("networking.k8s.io/v1", "ingresses",
-             world.ingress("payments", "api", api.dns_name))
-    kube.put("v1", "services", world.service("payments", "ledger", ledger.dns_name,
-                                             lb_class="service.k8s.aws/nlb"))
+    seed_world(aws, kube, now, rng)
     kube.put("v1", "services", world.service("shop", "checkout-pending", None,
                                              lb_class="service.k8s.aws/nlb"))
     kubeconfig = kube.write_kubeconfig(os.path.join(tmp, "kubeconfig"))

@@ -32,7 +32,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Prometheus:
+class _Child:
+    """A receiver binary run as a child process with a temp data dir of its own."""
+
+    dir: str
+    proc: subprocess.Popen[bytes] | None
+
+    def stop(self) -> None:
+        """Stop only the process this object started, by its PID."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+
+class Prometheus(_Child):
     """Debian's prometheus as a plain child process on 127.0.0.1 with a temp TSDB."""
 
     def __init__(self, port: int | None = None, ooo_window: str | None = None) -> None:
@@ -91,23 +116,6 @@ class Prometheus:
         except OSError:
             return "(none)"
 
-    def stop(self) -> None:
-        """Stop only the process this object started, by its PID."""
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
-        if getattr(self, "log", None):
-            self.log.close()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
     def query(self, expr: str, at: float | None = None) -> dict[tuple[tuple[str, str], ...], float]:
         """An instant query: {sorted labels: value}."""
         q = urllib.parse.urlencode({"query": expr,
@@ -134,7 +142,7 @@ class Prometheus:
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 
 
-class VictoriaMetrics:
+class VictoriaMetrics(_Child):
     """Debian's single-node victoria-metrics as a child process on 127.0.0.1 with a temp
     storage dir. `dedup`: its -dedup.minScrapeInterval (None: off, its default)."""
 
@@ -172,23 +180,6 @@ class VictoriaMetrics:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("victoria-metrics did not become ready")
-
-    def stop(self) -> None:
-        """Stop only the process this object started, by its PID."""
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
-        if getattr(self, "log", None):
-            self.log.close()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as r:

@@ -275,31 +275,42 @@ def resolve(owners: Sequence[Owner], described: Sequence[_Described],
     group_lb = {o.group: found[key] for key, members in owners_by_key.items()
                 for o in members if o.group}
     for owner in pending:
-        if owner.group and owner.group in group_lb:
-            claim(owner, group_lb[owner.group], "group")
-            continue
-        named = by_name.get((_family(owner), owner.lb_name)) if owner.lb_name else None
-        if named is not None:
-            claim(owner, named, "name")
-            continue
-        tagged = _by_tags(owner, described, tags or {}, cluster)
-        if len(tagged) == 1:
-            claim(owner, tagged[0], "tag")
-            continue
-        ambiguous = tuple(sorted(d.name for d in tagged))
-        unresolved.extend(Unresolved(owner, h, ambiguous) for h in owner.hostnames)
+        hit, how, ambiguous = _fallback(owner, group_lb, by_name, described, tags or {},
+                                        cluster)
+        if hit is not None:
+            claim(owner, hit, how)
+        else:
+            unresolved.extend(Unresolved(owner, h, ambiguous) for h in owner.hostnames)
 
-    lbs = tuple(
-        LoadBalancer(
-            arn=d.arn or None,
-            name=d.name,
-            type=_lb_type(d.type),
-            dimension=d.name if d.family == "elb" else dimension_from_arn(d.arn),
-            owners=tuple(owners_by_key[key]),
-        )
-        for key, d in found.items()
-    )
+    lbs = tuple(_load_balancer(d, owners_by_key[key]) for key, d in found.items())
     return Resolution(lbs, tuple(unresolved), matched_by)
+
+
+def _fallback(owner: Owner, group_lb: Mapping[str, _Described],
+              by_name: Mapping[tuple[Family, str], _Described], described: Sequence[_Described],
+              tags: Mapping[str, Mapping[str, str]], cluster: str
+              ) -> tuple[_Described | None, MatchedBy, tuple[str, ...]]:
+    """An owner no hostname matched: its IngressGroup's load balancer, else its name, else
+    its controller's tags; with the names of several tag matches when none is chosen."""
+    if owner.group and owner.group in group_lb:
+        return group_lb[owner.group], "group", ()
+    named = by_name.get((_family(owner), owner.lb_name)) if owner.lb_name else None
+    if named is not None:
+        return named, "name", ()
+    tagged = _by_tags(owner, described, tags, cluster)
+    if len(tagged) == 1:
+        return tagged[0], "tag", ()
+    return None, "tag", tuple(sorted(d.name for d in tagged))
+
+
+def _load_balancer(d: _Described, owners: Sequence[Owner]) -> LoadBalancer:
+    return LoadBalancer(
+        arn=d.arn or None,
+        name=d.name,
+        type=_lb_type(d.type),
+        dimension=d.name if d.family == "elb" else dimension_from_arn(d.arn),
+        owners=tuple(owners),
+    )
 
 
 def explain(u: Unresolved, region: str) -> str:

@@ -23,13 +23,11 @@ naming the file, the entry (`application.add[1].stats[0]`) and what to do.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any
 
-import yaml
-
+from lbscrape.core import docfile
 from lbscrape.core.catalog import (
     DEFAULT,
     DIMENSION_SETS,
@@ -42,7 +40,6 @@ from lbscrape.core.catalog import (
     parse_stat,
     prom_name,
 )
-from lbscrape.core.errors import ConfigError
 from lbscrape.core.model import LbType
 
 OPTION = "--metrics-config"
@@ -51,77 +48,23 @@ STATS_HELP = ("use Sum, Average, Minimum, Maximum, SampleCount or a percentile p
 _ALIASES = {"alb": "application", "nlb": "network", "elb": "classic", "clb": "classic"}
 
 
-class _Where:
-    """Raises errors that name the file and the entry."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, message: str) -> NoReturn:
-        at = f"{where}: " if where else ""
-        raise ConfigError(f"{OPTION}: {self.source}: {at}{message}")
+def _where(source: str) -> docfile.Where:
+    return docfile.Where(OPTION, source)
 
 
 def load(path: str, base: Catalog = DEFAULT) -> Catalog:
     """Read, parse and apply a metrics config file. Raises ConfigError."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise ConfigError(f"{OPTION}: {path!r} is not UTF-8 text") from None
-    except OSError as e:
-        raise ConfigError(f"{OPTION}: cannot read {path!r}: {e.strerror or e}") from None
-    return tailor(parse(text, path), path, base)
+    return tailor(parse(docfile.read(path, OPTION), path), path, base)
 
 
 def parse(text: str, source: str) -> Any:
-    """JSON for a .json file, YAML otherwise; a key given twice is an error in both, since
-    the parsers would otherwise keep the last one silently."""
-    err = _Where(source)
-    if source.endswith(".json"):
-        try:
-            return json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, err))
-        except json.JSONDecodeError as e:
-            err.fail(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        _check_duplicate_keys(node, err)
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        err.fail(where, f"not valid YAML: {e.problem or e.context}")
-    except yaml.YAMLError as e:
-        err.fail("", f"not valid YAML: {e}")
-
-
-def _unique(pairs: list[tuple[str, Any]], err: _Where) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            err.fail("", f"key {k!r} appears twice in one object; merge the two")
-        out[k] = v
-    return out
-
-
-def _check_duplicate_keys(node: Any, err: _Where) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    err.fail(f"line {key.start_mark.line + 1}",
-                             f"key {key.value!r} appears twice in one mapping; merge the two")
-                seen.add(key.value)
-            _check_duplicate_keys(value, err)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicate_keys(item, err)
+    """JSON for a .json file, YAML otherwise; a key given twice is an error in both."""
+    return docfile.parse(text, _where(source))
 
 
 def tailor(doc: Any, source: str, base: Catalog = DEFAULT) -> Catalog:
     """Apply a parsed metrics config to `base`: per type, drops first, then adds."""
-    err = _Where(source)
+    err = _where(source)
     if doc is None:
         err.fail("", "is empty; give application, network or classic with add or drop, "
                      "or leave --metrics-config unset for the default catalog")
@@ -145,7 +88,7 @@ def _unknown_kind(key: Any) -> str:
             + (f" (did you mean {hint}?)" if hint else ""))
 
 
-def _tailor_kind(kind: LbType, section: Any, base: tuple[Entry, ...], err: _Where
+def _tailor_kind(kind: LbType, section: Any, base: tuple[Entry, ...], err: docfile.Where
                  ) -> tuple[Entry, ...]:
     if section is None:
         return base
@@ -209,7 +152,7 @@ def _tailor_kind(kind: LbType, section: Any, base: tuple[Entry, ...], err: _Wher
 _PER_TEXT: dict[DimensionSet, str] = {"load_balancer": "", "target_group": " per target group"}
 
 
-def _per(value: Any, kind: LbType, metric: str, where: str, err: _Where) -> DimensionSet:
+def _per(value: Any, kind: LbType, metric: str, where: str, err: docfile.Where) -> DimensionSet:
     """The entry's dimension set: as given, else per load balancer when CloudWatch
     publishes the metric so (RequestCount), else per target group (HealthyHostCount)."""
     published = KNOWN[kind][metric].dimensions
@@ -228,7 +171,7 @@ def _per(value: Any, kind: LbType, metric: str, where: str, err: _Where) -> Dime
 
 
 def _mapping(value: Any, where: str, required: Iterable[str], optional: Iterable[str],
-             err: _Where) -> dict[str, Any]:
+             err: docfile.Where) -> dict[str, Any]:
     allowed = [*required, *optional]
     if not isinstance(value, dict):
         err.fail(where, f"must be a mapping with {' and '.join(allowed)}")
@@ -243,7 +186,7 @@ def _mapping(value: Any, where: str, required: Iterable[str], optional: Iterable
     return value
 
 
-def _list(value: Any, where: str, err: _Where) -> list[Any]:
+def _list(value: Any, where: str, err: docfile.Where) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -251,7 +194,7 @@ def _list(value: Any, where: str, err: _Where) -> list[Any]:
     return value
 
 
-def _metric(value: Any, kind: LbType, where: str, err: _Where) -> str:
+def _metric(value: Any, kind: LbType, where: str, err: docfile.Where) -> str:
     known = KNOWN[kind]
     if isinstance(value, str) and value in known:
         return value
@@ -268,7 +211,7 @@ def _metric(value: Any, kind: LbType, where: str, err: _Where) -> str:
              + (f"did you mean {hint}?" if hint else f"known: {', '.join(sorted(known))}"))
 
 
-def _stats(value: Any, where: str, err: _Where) -> list[tuple[str, str]]:
+def _stats(value: Any, where: str, err: docfile.Where) -> list[tuple[str, str]]:
     """[(where, canonical statistic)] of a stats list."""
     if not isinstance(value, list):
         err.fail(where, f"must be a list, e.g. [{value}]" if isinstance(value, str)

@@ -29,15 +29,12 @@ or not a whole number of periods, is an error.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any
 
-import yaml
-
-from lbscrape.core.errors import ConfigError
+from lbscrape.core import docfile
 from lbscrape.mixin.settings import (
     ALERT_DEFAULTS,
     DEFAULT_CONFIG,
@@ -65,64 +62,18 @@ __all__ = [
 ]
 
 
-class _Where:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, message: str) -> NoReturn:
-        at = f"{where}: " if where else ""
-        raise ConfigError(f"{OPTION}: {self.source}: {at}{message}")
+def _where(source: str) -> docfile.Where:
+    return docfile.Where(OPTION, source)
 
 
 def load(path: str) -> MixinConfig:
     """Read and check a --config file. Raises ConfigError."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise ConfigError(f"{OPTION}: {path!r} is not UTF-8 text") from None
-    except OSError as e:
-        raise ConfigError(f"{OPTION}: cannot read {path!r}: {e.strerror or e}") from None
-    return from_doc(parse_text(text, path), path)
+    return from_doc(parse_text(docfile.read(path, OPTION), path), path)
 
 
 def parse_text(text: str, source: str) -> Any:
-    """JSON for a .json file, YAML otherwise; a key given twice is an error, since the
-    parsers would otherwise keep the last one silently."""
-    err = _Where(source)
-    if source.endswith(".json"):
-        try:
-            return json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, err))
-        except json.JSONDecodeError as e:
-            err.fail(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}")
-    try:
-        _check_duplicates(yaml.compose(text, Loader=yaml.SafeLoader), err)
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        err.fail("", f"not valid YAML: {e}")
-
-
-def _unique(pairs: list[tuple[str, Any]], err: _Where) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            err.fail("", f"key {k!r} appears twice in one object; merge the two")
-        out[k] = v
-    return out
-
-
-def _check_duplicates(node: Any, err: _Where) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                err.fail(f"line {key.start_mark.line + 1}",
-                         f"key {key.value!r} appears twice in one mapping; merge the two")
-            seen.add(key.value)
-            _check_duplicates(value, err)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicates(item, err)
+    """JSON for a .json file, YAML otherwise; a key given twice is an error in both."""
+    return docfile.parse(text, _where(source))
 
 
 _TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "period", "settle_delay",
@@ -131,7 +82,7 @@ _TOP = ("selector", "labels", "group_by", "price_per_1000_metrics", "period", "s
 
 def from_doc(doc: Any, source: str) -> MixinConfig:
     """A parsed --config document -> MixinConfig over the defaults."""
-    err = _Where(source)
+    err = _where(source)
     if doc is None:
         return replace(DEFAULT_CONFIG, source=source)
     d = _mapping(doc, "", _TOP, err)
@@ -165,7 +116,7 @@ def from_doc(doc: Any, source: str) -> MixinConfig:
     )
 
 
-def _alerts(doc: Any, timing: Timing, err: _Where) -> dict[str, AlertSettings]:
+def _alerts(doc: Any, timing: Timing, err: docfile.Where) -> dict[str, AlertSettings]:
     out = dict(ALERT_DEFAULTS)
     if doc is None:
         return out
@@ -174,7 +125,7 @@ def _alerts(doc: Any, timing: Timing, err: _Where) -> dict[str, AlertSettings]:
     return out
 
 
-def _range(name: str, value: Any, t: Timing, err: _Where) -> str:
+def _range(name: str, value: Any, t: Timing, err: docfile.Where) -> str:
     where = f"alerts.{name}.range"
     text = _duration(value, where, err)
     seconds = parse_duration(text)
@@ -196,7 +147,7 @@ def _range(name: str, value: Any, t: Timing, err: _Where) -> str:
     return text
 
 
-def _alert(name: str, doc: Any, t: Timing, err: _Where) -> AlertSettings:
+def _alert(name: str, doc: Any, t: Timing, err: docfile.Where) -> AlertSettings:
     where = f"alerts.{name}"
     base = ALERT_DEFAULTS[name]
     keys = ["for", "severity", "range", "enabled", "labels"]
@@ -225,7 +176,7 @@ def _alert(name: str, doc: Any, t: Timing, err: _Where) -> AlertSettings:
     return a
 
 
-def _dashboards(doc: Any, err: _Where) -> DashboardSettings:
+def _dashboards(doc: Any, err: docfile.Where) -> DashboardSettings:
     base = DashboardSettings()
     if doc is None:
         return base
@@ -241,7 +192,7 @@ def _dashboards(doc: Any, err: _Where) -> DashboardSettings:
     )
 
 
-def _kubernetes(doc: Any, err: _Where) -> KubernetesSettings:
+def _kubernetes(doc: Any, err: docfile.Where) -> KubernetesSettings:
     base = KubernetesSettings()
     if doc is None:
         return base
@@ -256,7 +207,7 @@ def _kubernetes(doc: Any, err: _Where) -> KubernetesSettings:
     )
 
 
-def _mapping(value: Any, where: str, allowed: Iterable[str], err: _Where) -> dict[str, Any]:
+def _mapping(value: Any, where: str, allowed: Iterable[str], err: docfile.Where) -> dict[str, Any]:
     allowed = list(allowed)
     if not isinstance(value, dict):
         err.fail(where, "must be a mapping" + (f" with {', '.join(allowed)}"
@@ -271,7 +222,7 @@ def _mapping(value: Any, where: str, allowed: Iterable[str], err: _Where) -> dic
     return value
 
 
-def _list(value: Any, where: str, err: _Where) -> list[Any]:
+def _list(value: Any, where: str, err: docfile.Where) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -279,13 +230,13 @@ def _list(value: Any, where: str, err: _Where) -> list[Any]:
     return value
 
 
-def _str(value: Any, where: str, err: _Where) -> str:
+def _str(value: Any, where: str, err: docfile.Where) -> str:
     if not isinstance(value, str) or not value:
         err.fail(where, "must be a non-empty string")
     return value
 
 
-def _minutes(value: Any, where: str, err: _Where) -> str:
+def _minutes(value: Any, where: str, err: docfile.Where) -> str:
     text = _duration(value, where, err)
     if parse_duration(text) % 60:
         what = "lbscrape's --period is" if where == "period" else "a CronJob schedule is"
@@ -293,13 +244,13 @@ def _minutes(value: Any, where: str, err: _Where) -> str:
     return text
 
 
-def _number(value: Any, where: str, err: _Where) -> float:
+def _number(value: Any, where: str, err: docfile.Where) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         err.fail(where, "must be a number")
     return float(value)
 
 
-def _duration(value: Any, where: str, err: _Where) -> str:
+def _duration(value: Any, where: str, err: docfile.Where) -> str:
     text = _str(value, where, err)
     try:
         parse_duration(text)
@@ -308,7 +259,7 @@ def _duration(value: Any, where: str, err: _Where) -> str:
     return text
 
 
-def _label_name(value: Any, where: str, err: _Where) -> str:
+def _label_name(value: Any, where: str, err: docfile.Where) -> str:
     if not isinstance(value, str) or not LABEL_NAME.fullmatch(value) or \
             value.startswith("__"):
         err.fail(where, f"{value!r} is not a Prometheus label name")
@@ -320,7 +271,7 @@ _K8S_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-
 _K8S_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 
-def _labels(value: Any, where: str, err: _Where, k8s: bool = False
+def _labels(value: Any, where: str, err: docfile.Where, k8s: bool = False
             ) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
